@@ -1,0 +1,172 @@
+"""The tables of the metadata store, as SQLAlchemy 2 declarative models.
+
+The Alembic migrations in ``migrations/versions`` create exactly these tables; a test
+compares the two. Later parts (datasets, model versions, aliases, reports, alerts) add
+tables that point at ``runs`` and ``artifacts`` by key; nothing here has to change for them.
+
+Conventions: run ids are 32-character hex uuids; times are timezone-aware UTC datetimes
+for rows people read, and integer milliseconds since the epoch for metric points, which
+are written by the hundred thousand. A metric value of NULL means NaN (SQLite cannot
+store NaN; both backends store it the same way).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations on every backend can refer to them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# An autoincrementing 64-bit key that is SQLite's fast rowid alias on SQLite.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+KEY_LENGTH = 250
+RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite drops the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: loopml stores aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    host: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_runs_project_start", "project_id", "start_time"),
+        Index("ix_runs_parent", "parent_id"),
+    )
+
+
+class Param(Base):
+    __tablename__ = "params"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Metric(Base):
+    """One logged point. No foreign key: points are written in bulk and cascade by hand."""
+
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
+
+
+class LatestMetric(Base):
+    """The point with the highest step per (run, key), kept up to date on every flush."""
+
+    __tablename__ = "latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class Artifact(Base):
+    """A named file of a run; the bytes live in the artifact store under ``sha256``."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
+        Index("ix_artifacts_sha256", "sha256"),
+    )
