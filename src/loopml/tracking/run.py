@@ -70,7 +70,7 @@ class ActiveRun:
             value = _as_float(key, value)
         if step is None:
             step = self._next_step.get(key, 0)
-        elif type(step) is not int:
+        elif type(step) is not int or step < 0:
             step = _as_step(key, step)
         self._next_step[key] = step + 1
         self._buffer.add((

@@ -1,0 +1,167 @@
+"""The `loopml` command, run as users run it: a separate process, exit codes, stdout/stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopml.tracking import TrackingClient
+from loopml.workspace import Workspace
+
+
+def loopml(*args: str, home: Path | None = None, env: dict | None = None,
+           stdin: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    if home is not None:
+        full_env["LOOPML_HOME"] = str(home)
+    full_env.update(env or {})
+    full_env["COLUMNS"] = "200"
+    return subprocess.run([sys.executable, "-m", "loopml", *args], env=full_env, text=True,
+                          capture_output=True, timeout=300, input=stdin)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, match: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loopml: error: "), result.stderr
+    assert match in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def home(tmp_path) -> tuple[Path, dict[str, str]]:
+    """A workspace with two finished runs (one with a child) and one failed run."""
+    home = tmp_path / "ws"
+    client = TrackingClient.from_workspace(Workspace.from_env(home, env={}))
+    ids = {}
+    for name, c in (("alpha", 0.1), ("beta", 1.0)):
+        with client.start_run(name, project="cli") as run:
+            run.log_params({"C": c, "model": "logreg"})
+            for step in range(5):
+                run.log_metric("loss", 1 / (step + 1 + c))
+            run.log_metric("auc", 0.8 + c / 10)
+            run.log_artifact(b"bytes", name="model.bin")
+            with client.start_run(f"{name}-trial", project="cli", parent=run) as child:
+                child.log_metric("auc", 0.5)
+        ids[name], ids[f"{name}-trial"] = run.id, child.id
+    with pytest.raises(ValueError), client.start_run("broken", project="cli") as run:
+        raise ValueError("bad data")
+    ids["broken"] = run.id
+    client.close()
+    return home, ids
+
+
+def test_help_lists_the_commands():
+    result = loopml("--help")
+    assert result.returncode == 0
+    for command in ("runs", "db", "demo"):
+        assert command in result.stdout
+
+
+def test_runs_list_table_and_json(home):
+    path, ids = home
+    table = loopml("runs", "list", home=path)
+    assert table.returncode == 0, table.stderr
+    assert "alpha" in table.stdout and "FAILED" in table.stdout and "auc" in table.stdout
+    rows = json.loads(loopml("runs", "list", "--json", home=path).stdout)
+    assert [r["name"] for r in rows] == ["broken", "beta", "alpha"]  # newest first
+    assert rows[0]["status"] == "FAILED" and rows[0]["error"] == "ValueError: bad data"
+    assert rows[1]["metrics"]["auc"] == pytest.approx(0.9)
+    with_children = json.loads(loopml("runs", "list", "--children", "--json", home=path).stdout)
+    assert len(with_children) == 5
+    failed = json.loads(loopml("runs", "list", "--status", "FAILED", "--json", home=path).stdout)
+    assert [r["id"] for r in failed] == [ids["broken"]]
+
+
+def test_runs_show_by_prefix(home):
+    path, ids = home
+    result = loopml("runs", "show", ids["alpha"][:8], "--json", home=path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["id"] == ids["alpha"] and shown["params"] == {"C": "0.1", "model": "logreg"}
+    assert shown["metrics"]["loss"]["step"] == 4
+    assert shown["artifacts"][0]["name"] == "model.bin"
+    assert shown["children"] == [ids["alpha-trial"]]
+    table = loopml("runs", "show", ids["alpha"], home=path)
+    assert "model.bin" in table.stdout and "logreg" in table.stdout
+
+
+def test_runs_compare(home):
+    path, ids = home
+    result = loopml("runs", "compare", ids["alpha"], ids["beta"], "--json", home=path)
+    compared = json.loads(result.stdout)
+    assert compared["params"]["C"] == ["0.1", "1.0"]
+    assert compared["metrics"]["auc"] == [pytest.approx(0.81), pytest.approx(0.9)]
+    assert "alpha" in loopml("runs", "compare", ids["alpha"], ids["beta"], home=path).stdout
+
+
+def test_runs_metric_history(home):
+    path, ids = home
+    points = json.loads(loopml("runs", "metric", ids["beta"], "loss", "--json", home=path).stdout)
+    assert [p["step"] for p in points] == [0, 1, 2, 3, 4]
+    assert points[0]["value"] == pytest.approx(1 / 2)
+
+
+def test_runs_delete(home):
+    path, ids = home
+    refused = loopml("runs", "delete", ids["alpha"], home=path, stdin="n\n")
+    assert refused.returncode == 1
+    result = loopml("runs", "delete", ids["alpha"], "--yes", home=path)
+    assert result.returncode == 0 and "deleted 2 run(s)" in result.stdout
+    remaining = json.loads(loopml("runs", "list", "--children", "--json", home=path).stdout)
+    assert ids["alpha"] not in {r["id"] for r in remaining} and len(remaining) == 3
+
+
+def test_bad_input_is_one_line_and_exit_code_2(home, tmp_path):
+    path, ids = home
+    assert_one_line_error(loopml("runs", "show", "deadbeef", home=path), "no run with id")
+    assert_one_line_error(loopml("runs", "list", "--status", "DONE", home=path), "status 'DONE'")
+    assert_one_line_error(loopml("runs", "compare", ids["alpha"], home=path), "at least two")
+    assert_one_line_error(loopml("runs", "metric", ids["alpha"], "nope", home=path),
+                          "has no metric 'nope'")
+    assert_one_line_error(
+        loopml("runs", "list", env={"LOOPML_STORE_URI": "mysql://x@y/z"}), "not supported"
+    )
+    assert_one_line_error(
+        loopml("runs", "list", env={"LOOPML_STORE_URI": "sqlite:////no/such/dir/x.db"}),
+        "folder /no/such/dir does not exist",
+    )
+    usage = loopml("runs", "lst", home=path)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_workspace_from_a_newer_schema_is_a_clear_error(home):
+    from sqlalchemy import create_engine, text
+
+    path, _ = home
+    engine = create_engine(f"sqlite:///{path / 'loopml.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    assert_one_line_error(loopml("runs", "list", home=path), "written by a newer loopml")
+
+
+def test_db_upgrade_and_current(tmp_path):
+    first = loopml("db", "upgrade", home=tmp_path / "ws")
+    assert first.returncode == 0 and "schema empty -> 0001" in first.stdout
+    again = loopml("db", "upgrade", home=tmp_path / "ws")
+    assert "already at 0001" in again.stdout
+    assert "schema 0001 (this loopml: 0001)" in loopml("db", "current", home=tmp_path / "ws").stdout
+
+
+@pytest.mark.slow
+def test_demo_trains_and_records_runs(tmp_path):
+    result = loopml("demo", "--dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert "Recorded 2 runs" in result.stdout
+    runs = json.loads(loopml("runs", "list", "--children", "--json",
+                             home=tmp_path / "demo").stdout)
+    assert sorted(r["name"] for r in runs) == ["demo", "hist-gradient-boosting", "sgd-logistic"]
+    assert all(r["status"] == "FINISHED" for r in runs)
+    best = max((r for r in runs if r["name"] != "demo"), key=lambda r: r["metrics"]["test_auc"])
+    assert best["metrics"]["test_auc"] > 0.95  # a real model on real data
