@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="loopml",
-    help="The whole ML lifecycle in one closed loop: data, training, registry, serving, monitoring.",
+    help="The whole ML lifecycle in one loop: data, training, registry, serving, monitoring.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -60,8 +60,9 @@ def test_nested_runs_get_the_active_run_as_parent(client):
 
 @pytest.mark.parametrize("value", ["0.5", b"1", None, True, [1.0], {"a": 1}, 1 + 2j])
 def test_metric_value_that_is_not_a_number_is_rejected(client, value):
-    with client.start_run("r", project="p") as run, pytest.raises(InvalidInput,
-                                                                  match="metric 'm' must be a number"):
+    with client.start_run("r", project="p") as run, pytest.raises(
+        InvalidInput, match="metric 'm' must be a number"
+    ):
         run.log_metric("m", value)
 
 

@@ -1,4 +1,4 @@
-"""The metadata store: one SQLAlchemy database, opened explicitly, read and written in transactions."""
+"""The metadata store: one SQLAlchemy database, opened explicitly, used in transactions."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ buffer grows past ``max_pending`` the logging call itself flushes, so memory sta
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -121,16 +122,13 @@ class MetricBuffer:
         while not self._stop.is_set():
             self._wake.wait(self.interval_s)
             self._wake.clear()
-            try:
+            # A failure is kept in last_error and retried; flush() at run end raises it.
+            with contextlib.suppress(Exception):
                 self.flush()
-            except Exception:  # noqa: BLE001 - kept in last_error, retried, raised at close
-                pass
 
 
 @atexit.register
 def _flush_all_at_exit() -> None:
     for buffer in list(_live):
-        try:
+        with contextlib.suppress(Exception):  # nothing can be reported at interpreter exit
             buffer.close()
-        except Exception:  # noqa: BLE001 - nothing can be reported at interpreter exit
-            pass

@@ -145,7 +145,7 @@ class ActiveRun:
 
 
 def _as_float(key: str, value: object) -> float:
-    if isinstance(value, bool) or isinstance(value, str | bytes):
+    if isinstance(value, bool | str | bytes):
         raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} "
                            f"{value!r}")
     try:
