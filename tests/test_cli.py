@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from loopml.store import migrate
 from loopml.tracking import TrackingClient
 from loopml.workspace import Workspace
 
@@ -148,10 +149,12 @@ def test_workspace_from_a_newer_schema_is_a_clear_error(home):
 
 def test_db_upgrade_and_current(tmp_path):
     first = loopml("db", "upgrade", home=tmp_path / "ws")
-    assert first.returncode == 0 and "schema empty -> 0001" in first.stdout
+    head = migrate.HEAD
+    assert first.returncode == 0 and f"schema empty -> {head}" in first.stdout
     again = loopml("db", "upgrade", home=tmp_path / "ws")
-    assert "already at 0001" in again.stdout
-    assert "schema 0001 (this loopml: 0001)" in loopml("db", "current", home=tmp_path / "ws").stdout
+    assert f"already at {head}" in again.stdout
+    current = loopml("db", "current", home=tmp_path / "ws").stdout
+    assert f"schema {head} (this loopml: {head})" in current
 
 
 @pytest.mark.slow

@@ -49,16 +49,36 @@ def test_store_from_a_newer_loopml_is_refused(store_url):
         Store(store_url).upgrade()
 
 
-def test_older_store_asks_for_upgrade_and_upgrade_is_idempotent(store_url, monkeypatch):
-    Store(store_url).connect()
-    # Pretend this loopml knows a second revision, so the stored one is now "older".
-    monkeypatch.setattr(migrate, "REVISIONS", ("0001", "0002"))
-    monkeypatch.setattr(migrate, "HEAD", "0002")
-    with pytest.raises(SchemaMismatch, match="older than this loopml's 0002: run `loopml db "
-                                             "upgrade`"):
+def _create_at_revision(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_older_store_asks_for_upgrade_and_upgrade_keeps_the_data(store_url):
+    _create_at_revision(store_url, migrate.REVISIONS[0])
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (name, created_at) VALUES ('p', :t)"),
+                     {"t": "2026-01-01 00:00:00"})
+        conn.execute(text("INSERT INTO runs (id, project_id, name, status, start_time) "
+                          "VALUES (:id, 1, 'old', 'FINISHED', :t)"),
+                     {"id": "a" * 32, "t": "2026-01-01 00:00:00"})
+    engine.dispose()
+    with pytest.raises(SchemaMismatch, match=f"older than this loopml's {migrate.HEAD}: "
+                                             "run `loopml db upgrade`"):
         Store(store_url).connect()
-    monkeypatch.undo()
-    assert Store(store_url).upgrade() == ("0001", "0001")
+    assert Store(store_url).upgrade() == (migrate.REVISIONS[0], migrate.HEAD)
+    assert Store(store_url).upgrade() == (migrate.HEAD, migrate.HEAD)  # idempotent
+    store = Store(store_url).connect()
+    assert [r.name for r in store.runs.list()] == ["old"]
 
 
 def test_upgrade_creates_an_empty_store(store_url):

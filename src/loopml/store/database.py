@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from loopml.store.artifact_index import ArtifactIndex
+    from loopml.store.datasets import Datasets
     from loopml.store.metrics import Metrics
     from loopml.store.runs import Runs
 
@@ -110,6 +111,12 @@ class Store:
         from loopml.store.metrics import Metrics
 
         return Metrics(self)
+
+    @cached_property
+    def datasets(self) -> Datasets:
+        from loopml.store.datasets import Datasets
+
+        return Datasets(self)
 
     @cached_property
     def artifacts(self) -> ArtifactIndex:

@@ -170,3 +170,77 @@ class Artifact(Base):
         UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
         Index("ix_artifacts_sha256", "sha256"),
     )
+
+
+class Dataset(Base):
+    """A named dataset of a project; its contract is the YAML users can edit."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    contract_yaml: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),)
+
+
+class DatasetVersion(Base):
+    """One immutable version of a dataset, identified by the hash of its content."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    num_rows: Mapped[int] = mapped_column(BigInteger)
+    num_columns: Mapped[int] = mapped_column(Integer)
+    schema_json: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    snapshot_sha256: Mapped[str] = mapped_column(String(64))
+    snapshot_size: Mapped[int] = mapped_column(BigInteger)
+    profile_sha256: Mapped[str] = mapped_column(String(64))
+    report_sha256: Mapped[str | None] = mapped_column(String(64))
+    pii_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "content_hash", name="uq_dataset_versions_hash"),
+        UniqueConstraint("dataset_id", "seq", name="uq_dataset_versions_seq"),
+    )
+
+
+class DatasetSplit(Base):
+    """A reproducible train/validation/test split of a version, from a recorded seed."""
+
+    __tablename__ = "dataset_splits"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE")
+    )
+    spec_key: Mapped[str] = mapped_column(String(64))
+    spec_json: Mapped[str] = mapped_column(Text)
+    counts_json: Mapped[str] = mapped_column(Text)
+    assignment_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("version_id", "spec_key", name="uq_dataset_splits_spec"),)
+
+
+class RunInput(Base):
+    """Lineage: a run used a dataset version, in a role such as 'train' or 'test'."""
+
+    __tablename__ = "run_inputs"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_run_inputs_version", "version_id"),)

@@ -1,0 +1,220 @@
+"""Open a data source as a stream of Arrow record batches, with bounded memory.
+
+Sources: a CSV, Parquet or JSON-lines file, a folder of Parquet files, or a SQL query on
+any SQLAlchemy URL. Every reader error is translated here into one
+:class:`~loopml.errors.InvalidInput` that names the source and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loopml.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+BLOCK_BYTES = 16 << 20  # CSV/JSON block: types are inferred from the first one
+SQL_BATCH_ROWS = 50_000
+FORMATS = ("csv", "parquet", "jsonl", "sql")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where data comes from, as the user named it."""
+
+    kind: str
+    location: str
+    query: str | None = None
+    null_values: tuple[str, ...] = ("",)
+    encoding: str = "utf8"
+    size_bytes: int | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        """Return a one-line description, as recorded with the dataset version."""
+        if self.kind == "sql":
+            return f"sql: {self.query} @ {_hide_password(self.location)}"
+        return f"{self.kind}: {self.location}"
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is reported when it is opened
+        return url
+
+
+def resolve_source(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    sql: str | None = None,
+    url: str | None = None,
+    format: str | None = None,
+    null_values: tuple[str, ...] = ("",),
+    encoding: str = "utf8",
+) -> Source:
+    """Return the Source for a file/folder path, or for a SQL query on ``url``.
+
+    >>> resolve_source(sql="select 1", url="sqlite://").kind
+    'sql'
+    """
+    if sql is not None or url is not None:
+        if not sql or not url:
+            raise InvalidInput("a SQL source needs both --sql 'select …' and --url DATABASE_URL")
+        return Source("sql", url, query=sql)
+    if path is None:
+        raise InvalidInput("give a data file or folder, or --sql with --url")
+    location = Path(path).expanduser()
+    if location.is_dir():
+        files = sorted(location.rglob("*.parquet"))
+        if not files:
+            raise InvalidInput(f"folder {location} has no .parquet files")
+        return Source("parquet", str(location.resolve()), null_values=null_values,
+                      size_bytes=sum(f.stat().st_size for f in files))
+    if not location.is_file():
+        raise InvalidInput(f"{location}: no such file or folder")
+    kind = format or _kind_from_suffix(location)
+    if kind not in FORMATS[:3]:
+        raise InvalidInput(f"format {kind!r} is not one of csv, parquet, jsonl")
+    return Source(kind, str(location.resolve()), null_values=null_values, encoding=encoding,
+                  size_bytes=location.stat().st_size)
+
+
+def _kind_from_suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] in ([".gz"], [".bz2"], [".zst"]):
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    kinds = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
+             ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+    if last not in kinds:
+        raise InvalidInput(
+            f"{path}: cannot tell the format from {last or 'no suffix'!r}; "
+            "use .csv, .parquet or .jsonl, or pass --format"
+        )
+    return kinds[last]
+
+
+def read_batches(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Open ``source``; return its schema and an iterator over its record batches."""
+    openers = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl, "sql": _read_sql}
+    return openers[source.kind](source)
+
+
+def _arrow_error(source: Source, exc: Exception) -> InvalidInput:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = ""
+    if "Expected" in message and "columns" in message:
+        hint = " (a row has more or fewer fields than the header: check delimiters and quoting)"
+    elif "conversion error" in message.lower():
+        hint = (" (a column changes type part-way through the file: fix the values, or declare "
+                "extra null markers with --null-values)")
+    elif "utf8" in message.lower() or "utf-8" in message.lower():
+        hint = " (the file is not UTF-8: pass --encoding, e.g. latin-1)"
+    return InvalidInput(f"{source.location}: {message}{hint}")
+
+
+def _read_csv(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    delimiter = "\t" if source.location.lower().endswith((".tsv", ".tsv.gz")) else ","
+    try:
+        reader = csv.open_csv(
+            source.location,
+            read_options=csv.ReadOptions(block_size=BLOCK_BYTES, encoding=source.encoding),
+            parse_options=csv.ParseOptions(delimiter=delimiter),
+            convert_options=csv.ConvertOptions(
+                null_values=list(source.null_values), strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
+        if "Empty CSV file" in str(exc):
+            raise InvalidInput(f"{source.location}: the file is empty (no header, no rows)") from exc
+        raise _arrow_error(source, exc) from exc
+    return reader.schema, _guard(source, iter(reader))
+
+
+def _read_parquet(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    try:
+        dataset = ds.dataset(source.location, format="parquet")
+        scanner = dataset.scanner(batch_size=128_000)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _arrow_error(source, exc) from exc
+    return dataset.schema, _guard(source, scanner.to_batches())
+
+
+def _read_jsonl(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow as pa
+    from pyarrow import json
+
+    if Path(source.location).stat().st_size == 0:
+        raise InvalidInput(f"{source.location}: the file is empty (no rows)")
+    try:
+        reader = json.open_json(source.location,
+                                read_options=json.ReadOptions(block_size=BLOCK_BYTES))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _arrow_error(source, exc) from exc
+    return reader.schema, _guard(source, iter(reader))
+
+
+def _guard(source: Source, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Re-raise a reader's mid-stream errors as InvalidInput naming the file."""
+    import pyarrow as pa
+
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
+        raise _arrow_error(source, exc) from exc
+
+
+def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow as pa
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    try:
+        engine = create_engine(source.location)
+        conn = engine.connect().execution_options(stream_results=True)
+        result = conn.execute(text(source.query or ""))
+    except (ArgumentError, NoSuchModuleError, DBAPIError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InvalidInput(f"SQL source {_hide_password(source.location)}: {detail}") from exc
+    columns = list(result.keys())
+    first = result.fetchmany(SQL_BATCH_ROWS)
+    first_batch = _rows_to_batch(columns, first)
+    schema = first_batch.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            if first:
+                yield first_batch
+            while rows := result.fetchmany(SQL_BATCH_ROWS):
+                yield _rows_to_batch(columns, rows, schema)
+        finally:
+            conn.close()
+            engine.dispose()
+
+    return schema, batches()
+
+
+def _rows_to_batch(columns: list[str], rows: list, schema: pa.Schema | None = None
+                   ) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    arrays = [[row[i] for row in rows] for i in range(len(columns))]
+    if schema is None:
+        return pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], names=columns)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
+    )
