@@ -103,7 +103,8 @@ def _kind_from_suffix(path: Path) -> str:
 
 def read_batches(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Open ``source``; return its schema and an iterator over its record batches."""
-    openers = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl, "sql": _read_sql}
+    openers = {"csv": _read_csv, "csv-text": _read_csv_as_text, "parquet": _read_parquet,
+               "jsonl": _read_jsonl, "sql": _read_sql}
     return openers[source.kind](source)
 
 
@@ -120,7 +121,17 @@ def _arrow_error(source: Source, exc: Exception) -> InvalidInput:
     return InvalidInput(f"{source.location}: {message}{hint}")
 
 
-def _read_csv(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _read_csv_as_text(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Read a CSV with every column as text (validation checks the types itself)."""
+    import pyarrow as pa
+
+    schema, batches = _read_csv(source)
+    del batches
+    return _read_csv(source, column_types={name: pa.string() for name in schema.names})
+
+
+def _read_csv(source: Source, column_types: dict | None = None
+              ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     import pyarrow as pa
     from pyarrow import csv
 
@@ -132,7 +143,7 @@ def _read_csv(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             parse_options=csv.ParseOptions(delimiter=delimiter),
             convert_options=csv.ConvertOptions(
                 null_values=list(source.null_values), strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
+                quoted_strings_can_be_null=False, column_types=column_types,
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:

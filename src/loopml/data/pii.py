@@ -1,0 +1,146 @@
+"""Find columns that look like personal data, and apply a policy (drop, hash, keep) to them.
+
+Detection looks at the column name and at a sample of values: e-mail addresses, phone
+numbers, payment card numbers (with a valid Luhn checksum), and national-id patterns
+(US SSN, UK National Insurance number). A column is flagged when most sampled values
+match, so an ordinary numeric or categorical column is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loopml.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+POLICIES = ("drop", "hash", "keep")
+SAMPLE = 500
+SHARE = 0.8  # share of sampled values that must match a value pattern
+
+_NAME_PATTERNS = {
+    "email": r"e[-_]?mail",
+    "phone": r"phone|mobile|cell(_|$)|tel(ephone)?($|_)",
+    "national_id": r"ssn|social[-_]?security|national[-_]?id|nino|passport|tax[-_]?id",
+    "card_number": r"card[-_]?(number|no|num)|credit[-_]?card|\bpan\b|iban",
+    "name": r"(first|last|full|sur|given)[-_]?name",
+    "address": r"street|address|postcode|zip[-_]?code",
+    "birth_date": r"birth|dob",
+}
+_VALUE_PATTERNS = {
+    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    "national_id": re.compile(r"\d{3}-\d{2}-\d{4}|[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
+    "phone": re.compile(r"\+?\(?\d{1,4}\)?([ .-]?\(?\d{2,4}\)?){2,5}"),
+}
+
+
+@dataclass(frozen=True)
+class PiiFinding:
+    column: str
+    kind: str
+    reason: str  # "name" or "values"
+
+
+def luhn_valid(digits: str) -> bool:
+    """Return whether a digit string passes the Luhn checksum of payment cards.
+
+    >>> luhn_valid("4111111111111111"), luhn_valid("4111111111111112")
+    (True, False)
+    """
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card_like(value: str) -> bool:
+    digits = re.sub(r"[ -]", "", value)
+    return digits.isdigit() and 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def detect(batch: pa.RecordBatch) -> list[PiiFinding]:
+    """Return the columns of ``batch`` that look like personal data."""
+    import pyarrow as pa
+
+    findings = []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        lowered = field.name.lower()
+        by_name = next((kind for kind, pattern in _NAME_PATTERNS.items()
+                        if re.search(pattern, lowered)), None)
+        if by_name:
+            findings.append(PiiFinding(field.name, by_name, "name"))
+            continue
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                or pa.types.is_integer(field.type)):
+            continue
+        sample = [str(v) for v in column.drop_null().slice(0, SAMPLE).to_pylist()]
+        if not sample:
+            continue
+        kind = _kind_of_values(sample, numeric=pa.types.is_integer(field.type))
+        if kind:
+            findings.append(PiiFinding(field.name, kind, "values"))
+    return findings
+
+
+def _kind_of_values(sample: list[str], *, numeric: bool) -> str | None:
+    def share(test) -> float:
+        return sum(1 for v in sample if test(v)) / len(sample)
+
+    if share(_card_like) >= SHARE:
+        return "card_number"
+    if numeric:
+        return None  # plain integers are only ever flagged as card numbers
+    for kind, pattern in _VALUE_PATTERNS.items():
+        if kind == "phone":
+            test = lambda v: pattern.fullmatch(v.strip()) is not None and \
+                sum(c.isdigit() for c in v) >= 9 and not v.strip().isdigit()  # noqa: E731
+        else:
+            test = lambda v, p=pattern: p.fullmatch(v.strip()) is not None  # noqa: E731
+        if share(test) >= SHARE:
+            return kind
+    return None
+
+
+def check_policies(policies: Mapping[str, str], columns: list[str]) -> dict[str, str]:
+    """Return ``policies`` after checking every column exists and every policy is known."""
+    for column, policy in policies.items():
+        if policy not in POLICIES:
+            raise InvalidInput(f"pii policy for column {column!r} is {policy!r}; use one of "
+                               f"{', '.join(POLICIES)}")
+        if column not in columns:
+            raise InvalidInput(f"pii policy names column {column!r}, which the data does not "
+                               f"have (columns: {', '.join(columns)})")
+    return dict(policies)
+
+
+def apply(batch: pa.RecordBatch, policies: Mapping[str, str], *, key: bytes) -> pa.RecordBatch:
+    """Drop or hash the columns the policies name; hashing is HMAC-SHA256 with ``key``."""
+    import pyarrow as pa
+
+    if not any(p != "keep" for p in policies.values()):
+        return batch
+    names, arrays = [], []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        policy = policies.get(field.name, "keep")
+        if policy == "drop":
+            continue
+        if policy == "hash":
+            column = pa.array(
+                [None if v is None else hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()
+                 for v in column.to_pylist()],
+                type=pa.string(),
+            )
+        names.append(field.name)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -1,0 +1,76 @@
+"""The dataset profile as a self-contained HTML page: a table per column and a plot each."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
+h1{font-size:1.5rem} h2{font-size:1.1rem;margin:0 0 .5rem}
+.col{display:flex;gap:1.5rem;align-items:flex-start;border-top:1px solid #ddd;padding:1rem 0}
+table{border-collapse:collapse;font-size:.85rem} td,th{padding:.15rem .6rem;text-align:left}
+th{color:#666;font-weight:normal} .pii{color:#b00;font-weight:bold} .meta{color:#555}
+"""
+
+
+def _plot(stats: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.2, 2.2))
+    if "histogram" in stats:
+        edges, counts = stats["histogram"]["edges"], stats["histogram"]["counts"]
+        widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)] or [1.0]
+        axes.bar(edges[:-1], counts, width=widths, align="edge", color="#4c78a8")
+    elif stats.get("top"):
+        top = stats["top"][:12]
+        axes.barh([str(v)[:20] for v, _ in reversed(top)], [n for _, n in reversed(top)],
+                  color="#f58518")
+    else:
+        plt.close(figure)
+        return ""
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.tick_params(labelsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img alt="distribution" src="data:image/png;base64,' \
+           f'{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return html.escape(str(value))
+
+
+def render(title: str, profile: dict[str, Any], *, meta: dict[str, Any],
+           pii: dict[str, str]) -> str:
+    """Return the HTML report of a profile."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts.append("<p class='meta'>" + " · ".join(
+        f"{html.escape(k)}: <b>{_fmt(v)}</b>" for k, v in meta.items()) + "</p>")
+    for name, stats in profile["columns"].items():
+        rows = [("type", stats["type"]), ("missing", f"{stats['missing']:,} "
+                                                     f"({stats['missing_share']:.1%})"),
+                ("distinct", f"{stats['distinct']:,}")]
+        for key in ("min", "max", "mean", "std"):
+            if stats.get(key) is not None:
+                rows.append((key, stats[key]))
+        for q, v in (stats.get("quantiles") or {}).items():
+            if q in ("0.05", "0.25", "0.5", "0.75", "0.95"):
+                rows.append((f"p{float(q) * 100:g}", v))
+        if stats.get("top") and "histogram" not in stats:
+            rows.append(("top", ", ".join(f"{v} ({n:,})" for v, n in stats["top"][:5])))
+        flag = f" <span class='pii'>PII: {html.escape(pii[name])}</span>" if name in pii else ""
+        table = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
+        parts.append(f"<div class='col'><div><h2>{html.escape(name)}{flag}</h2>"
+                     f"<table>{table}</table></div><div>{_plot(stats)}</div></div>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,178 @@
+"""Stream a source into a Parquet snapshot while hashing its content and applying the PII policy.
+
+Checks that need the data itself happen here, before anything is stored: duplicate or
+empty column names, text that is not UTF-8, values that span lines (bad quoting), a
+column that mixes numbers and words, a file with a header but no rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loopml.data import pii
+from loopml.data.hashing import TableHasher
+from loopml.data.sources import Source, read_batches
+from loopml.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Progress = Callable[[int, int], None]  # (rows so far, estimated bytes read so far)
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+MIXED_MIN_SHARE = 0.5  # a text column whose values are mostly numbers is "mixed"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    content_hash: str
+    num_rows: int
+    schema: pa.Schema
+    pii_found: list[pii.PiiFinding]
+    pii_applied: dict[str, str]
+
+
+def write_snapshot(
+    source: Source,
+    dest: Path,
+    *,
+    pii_policies: Mapping[str, str] | None = None,
+    pii_key: bytes = b"",
+    progress: Progress | None = None,
+) -> Snapshot:
+    """Write ``source`` to the Parquet file ``dest``; return what was written.
+
+    ``dest`` is left behind only when this returns; on any error it is removed.
+    """
+    import pyarrow.parquet as pq
+
+    from loopml.data.sources import BLOCK_BYTES
+
+    schema, batches = read_batches(source)
+    check_columns(source, schema)
+    writer: pq.ParquetWriter | None = None
+    hasher: TableHasher | None = None
+    found: list[pii.PiiFinding] = []
+    policies: dict[str, str] = {}
+    rows = 0
+    try:
+        for index, raw in enumerate(batches):
+            batch = normalize(raw)
+            if index == 0:
+                if source.kind in ("csv", "jsonl"):
+                    check_text(source, batch)
+                found = pii.detect(batch)
+                policies = pii.check_policies(pii_policies or {}, batch.schema.names)
+            elif source.kind == "csv":
+                check_quoting(source, batch)
+            batch = pii.apply(batch, policies, key=pii_key)
+            if writer is None:
+                writer = pq.ParquetWriter(dest, batch.schema, compression="zstd")
+                hasher = TableHasher(batch.schema)
+            elif not batch.schema.equals(writer.schema):
+                raise InvalidInput(
+                    f"{source.location}: the columns' types change part-way through "
+                    f"(first {writer.schema}, later {batch.schema})"
+                )
+            writer.write_batch(batch)
+            hasher.update(batch)  # type: ignore[union-attr]
+            rows += batch.num_rows
+            if progress is not None:
+                progress(rows, (index + 1) * BLOCK_BYTES)
+        if writer is None or rows == 0:
+            what = "a header but no rows" if len(schema) else "no rows"
+            raise InvalidInput(f"{source.location}: the data has {what}")
+        writer.close()
+        writer = None
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        dest.unlink(missing_ok=True)
+        raise
+    return Snapshot(path=dest, content_hash=hasher.hexdigest(), num_rows=rows,  # type: ignore[union-attr]
+                    schema=pq.read_schema(dest), pii_found=found, pii_applied=policies)
+
+
+def normalize(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Decode dictionary columns and use one string type, so formats hash alike."""
+    import pyarrow as pa
+
+    changed = False
+    arrays = []
+    for column in batch.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column = column.dictionary_decode()
+            kind = column.type
+            changed = True
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            column = column.cast(pa.string())
+            changed = True
+        arrays.append(column)
+    if not changed:
+        return batch.replace_schema_metadata(None)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def check_columns(source: Source, schema: pa.Schema) -> None:
+    """Refuse duplicate or empty column names."""
+    names = schema.names
+    if not names:
+        raise InvalidInput(f"{source.location}: the data has no columns")
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            raise InvalidInput(f"{source.location}: column {position} has an empty name; "
+                               "give every column a header")
+        if name in seen:
+            raise InvalidInput(f"{source.location}: column name {name!r} appears more than "
+                               "once; rename the duplicates")
+        seen.add(name)
+
+
+def check_text(source: Source, batch: pa.RecordBatch) -> None:
+    """Refuse non-UTF-8 text, bad quoting and columns that mix numbers and words."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise InvalidInput(
+                f"{source.location}: column {field.name!r} is not valid UTF-8 text; re-save "
+                "the file as UTF-8 or pass its encoding (--encoding latin-1)"
+            )
+        if not pa.types.is_string(field.type):
+            continue
+        values = column.drop_null()
+        if len(values) == 0:
+            continue
+        numeric = pc.match_substring_regex(values, _NUMBER.pattern + "$")
+        share = pc.sum(pc.cast(numeric, pa.int64())).as_py() / len(values)
+        if MIXED_MIN_SHARE <= share < 1:
+            examples = sorted(set(values.filter(pc.invert(numeric)).slice(0, 200).to_pylist()))
+            shown = ", ".join(repr(v) for v in examples[:5])
+            raise InvalidInput(
+                f"{source.location}: column {field.name!r} mixes numbers with text "
+                f"({share:.0%} numbers; others: {shown}); fix those values, or declare them "
+                f"missing with --null-values {','.join(examples[:3])!r}"
+            )
+    check_quoting(source, batch)
+
+
+def check_quoting(source: Source, batch: pa.RecordBatch) -> None:
+    """Refuse values that span lines: the sign of an unterminated quote in a CSV."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if source.kind != "csv":
+        return
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_string(field.type) and pc.any(pc.match_substring(column, "\n")).as_py():
+            raise InvalidInput(
+                f"{source.location}: a value in column {field.name!r} spans several lines — "
+                "an unterminated quote? Check the quoting around it"
+            )

@@ -1,0 +1,188 @@
+"""Check new data against a contract and report every violation, with counts and examples.
+
+The source is read with every CSV column as text, so a numeric column holding "n/a" is
+reported as a type violation rather than silently turned into a missing value or a
+string column. Checks run in DuckDB over a temporary Parquet copy.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopml.data.contract import ColumnRule, Contract
+from loopml.data.profile import connect, quote
+from loopml.data.sources import Source
+
+if TYPE_CHECKING:
+    import duckdb
+
+EXAMPLES = 5
+_BOOLEAN_TEXT = ("true", "false", "t", "f", "yes", "no", "1", "0")
+
+
+@dataclass(frozen=True)
+class Violation:
+    column: str
+    rule: str
+    rows: int
+    message: str
+    examples: list[str] = field(default_factory=list)
+    severity: str = "error"  # "error" fails validation, "warning" does not
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    source: str
+    dataset: str
+    num_rows: int
+    violations: list[Violation]
+
+    @property
+    def passed(self) -> bool:
+        return not any(v.severity == "error" for v in self.violations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "dataset": self.dataset, "num_rows": self.num_rows,
+                "passed": self.passed, "violations": [asdict(v) for v in self.violations]}
+
+
+def validate(source: Source, contract: Contract) -> ValidationReport:
+    """Return the violations of ``contract`` in ``source``."""
+    from loopml.data.snapshot import check_columns, normalize
+    from loopml.data.sources import read_batches
+
+    text_source = source if source.kind != "csv" else _as_text(source)
+    schema, batches = read_batches(text_source)
+    check_columns(source, schema)
+    with tempfile.TemporaryDirectory(prefix="loopml-validate-") as tmp:
+        path = Path(tmp, "data.parquet")
+        rows = _write(path, (normalize(b) for b in batches), schema)
+        con = connect()
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
+        violations = _check(con, schema.names, contract, rows)
+        con.close()
+    return ValidationReport(source=source.describe(), dataset=contract.dataset, num_rows=rows,
+                            violations=violations)
+
+
+def _as_text(source: Source) -> Source:
+    from dataclasses import replace
+
+    return replace(source, kind="csv-text")
+
+
+def _write(path: Path, batches: Any, schema: Any) -> int:
+    import pyarrow.parquet as pq
+
+    rows = 0
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema)
+            writer.write_batch(batch)
+            rows += batch.num_rows
+        if writer is None:
+            import pyarrow as pa
+
+            writer = pq.ParquetWriter(path, pa.schema(
+                [(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in schema]
+            ))
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract, rows: int
+           ) -> list[Violation]:
+    out: list[Violation] = []
+    if rows == 0:
+        out.append(Violation("*", "rows", 0, "the data has no rows"))
+    for name, rule in contract.columns.items():
+        if name not in names:
+            what = "target column" if name == contract.target else "column"
+            out.append(Violation(name, "missing_column", rows,
+                                 f"{what} {name!r} is missing from the data"))
+            continue
+        if rows:
+            out.extend(_check_column(con, name, rule))
+    if contract.target and contract.target not in contract.columns and \
+            contract.target not in names:
+        out.append(Violation(contract.target, "missing_column", rows,
+                             f"target column {contract.target!r} is missing from the data"))
+    for name in names:
+        if name not in contract.columns:
+            out.append(Violation(
+                name, "unexpected_column", rows,
+                f"column {name!r} is not in the contract",
+                severity="warning" if contract.allow_extra_columns else "error",
+            ))
+    return out
+
+
+def _count_and_examples(con: duckdb.DuckDBPyConnection, value: str, condition: str
+                        ) -> tuple[int, list[str]]:
+    count = con.execute(f"SELECT count(*) FROM t WHERE {condition}").fetchone()[0]
+    if count == 0:
+        return 0, []
+    examples = con.execute(
+        f"SELECT DISTINCT {value}::VARCHAR AS example FROM t WHERE {condition} "
+        f"ORDER BY example NULLS FIRST LIMIT {EXAMPLES}"
+    ).fetchall()
+    return count, ["null" if e is None else e for (e,) in examples]
+
+
+def _check_column(con: duckdb.DuckDBPyConnection, name: str, rule: ColumnRule
+                  ) -> list[Violation]:
+    col = quote(name)
+    text = f"{col}::VARCHAR"
+    out: list[Violation] = []
+
+    def report(rule_name: str, condition: str, message: str, value: str = col) -> None:
+        count, examples = _count_and_examples(con, value, condition)
+        if count:
+            out.append(Violation(name, rule_name, count, message, examples))
+
+    number = f"TRY_CAST(trim({text}) AS DOUBLE)"
+    present = f"{col} IS NOT NULL AND trim({text}) <> ''"
+    if rule.type in ("integer", "number"):
+        report("type", f"{present} AND {number} IS NULL", f"expected {rule.type}s, found text")
+        if rule.type == "integer":
+            report("type", f"{number} IS NOT NULL AND {number} <> floor({number})",
+                   "expected integers, found fractions")
+    elif rule.type == "boolean":
+        allowed = ", ".join(f"'{v}'" for v in _BOOLEAN_TEXT)
+        report("type", f"{present} AND lower(trim({text})) NOT IN ({allowed})",
+               "expected true/false values")
+    elif rule.type == "datetime":
+        report("type", f"{present} AND TRY_CAST(trim({text}) AS TIMESTAMP) IS NULL",
+               "expected dates or timestamps")
+
+    if not rule.nullable:
+        report("nullable", f"{col} IS NULL OR trim({text}) = ''", "missing values in a column "
+               "the contract says is never missing")
+    if rule.min is not None:
+        report("min", f"{number} < {rule.min!r}", f"values below the minimum {rule.min:g}")
+    if rule.max is not None:
+        report("max", f"{number} > {rule.max!r}", f"values above the maximum {rule.max:g}")
+    if rule.allowed is not None:
+        listed = ", ".join("'" + v.replace("'", "''") + "'" for v in rule.allowed)
+        report("allowed", f"{present} AND {text} NOT IN ({listed})",
+               f"values outside the {len(rule.allowed)} allowed categories")
+    if rule.unique:
+        duplicated = con.execute(
+            f"SELECT count(*) - count(DISTINCT {col}) FROM t WHERE {col} IS NOT NULL"
+        ).fetchone()[0]
+        if duplicated:
+            examples = con.execute(
+                f"SELECT {text} AS example FROM t WHERE {col} IS NOT NULL GROUP BY {col} "
+                f"HAVING count(*) > 1 ORDER BY example LIMIT {EXAMPLES}"
+            ).fetchall()
+            out.append(Violation(name, "unique", duplicated, "duplicate values in a unique "
+                                 "column", [e for (e,) in examples]))
+    return out
