@@ -23,9 +23,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python bench/tracking.py
+# MLflow gets its own environment: installed into .venv it could move pins the tests rely on.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+
+$(BENCH_STAMP): $(BENCH_VENV)/bin/python pyproject.toml
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/tracking.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .loopml build dist
+	rm -rf $(VENV) $(BENCH_VENV) .loopml build dist

@@ -24,7 +24,7 @@ EPOCHS = 40
 
 def run_demo(directory: Path | None, *, console: Console) -> Path:
     """Run the demo in ``directory`` (default: a new temp folder); return the workspace path."""
-    from loopml import views
+    from loopml.views import runs as views
     from loopml.tracking import TrackingClient
     from loopml.workspace import Workspace
 

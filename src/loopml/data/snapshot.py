@@ -98,7 +98,11 @@ def write_snapshot(
 
 
 def normalize(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Decode dictionary columns and use one string type, so formats hash alike."""
+    """Decode dictionary columns, use one string type and one time unit, so formats hash alike.
+
+    Timestamps become microseconds: Parquet cannot hold seconds (pandas writes them as
+    milliseconds) while a CSV parses as seconds; nanoseconds stay when they carry any.
+    """
     import pyarrow as pa
 
     changed = False
@@ -112,6 +116,12 @@ def normalize(batch: pa.RecordBatch) -> pa.RecordBatch:
         if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
             column = column.cast(pa.string())
             changed = True
+        if pa.types.is_timestamp(kind) and kind.unit != "us":
+            try:
+                column = column.cast(pa.timestamp("us", tz=kind.tz))  # safe: refuses to lose ns
+                changed = True
+            except pa.ArrowInvalid:
+                pass
         arrays.append(column)
     if not changed:
         return batch.replace_schema_metadata(None)

@@ -1,4 +1,4 @@
-"""How runs look on a terminal (rich) and in JSON; shared by the CLI and, later, the UI."""
+"""Runs on a terminal (rich tables) and as JSON."""
 
 from __future__ import annotations
 
