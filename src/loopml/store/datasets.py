@@ -257,7 +257,7 @@ class Datasets:
             rows = conn.execute(
                 select(DatasetSplit).where(DatasetSplit.version_id == version_id)
                 .order_by(DatasetSplit.created_at)
-            ).scalars().all()
+            ).all()
         return [SplitRecord(spec=json.loads(r.spec_json), counts=json.loads(r.counts_json),
                             assignment_sha256=r.assignment_sha256, spec_key=r.spec_key)
                 for r in rows]

@@ -31,7 +31,7 @@ class MetricBuffer:
         self,
         write_batch: WriteBatch,
         *,
-        batch_size: int = 20_000,
+        batch_size: int = 50_000,
         interval_s: float = 2.0,
         max_pending: int = 1_000_000,
     ) -> None:
@@ -82,7 +82,7 @@ class MetricBuffer:
                 rows, self._rows = self._rows, []
             if not rows:
                 return 0
-            done, chunk = 0, self.batch_size * 5
+            done, chunk = 0, self.batch_size * 2
             try:
                 while done < len(rows):
                     self._write_batch(rows[done:done + chunk])

@@ -29,7 +29,7 @@ class TrackingClient:
     """
 
     def __init__(self, store: Store, artifacts: ArtifactStore, *,
-                 batch_size: int = 20_000, flush_interval_s: float = 2.0) -> None:
+                 batch_size: int = 50_000, flush_interval_s: float = 2.0) -> None:
         self.store = store
         self.artifacts = artifacts
         self.metric_buffer = MetricBuffer(

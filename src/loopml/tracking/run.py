@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from loopml.errors import InvalidInput
+from loopml.store.metrics import PointRow
 from loopml.store.records import ArtifactRecord, RunRecord
 from loopml.store.runs import check_key
 
@@ -62,6 +63,16 @@ class ActiveRun:
         self, key: str, value: float, *, step: int | None = None, timestamp_ms: int | None = None
     ) -> None:
         """Queue one metric point; ``step`` defaults to one past this key's last step."""
+        self._buffer.add(self._point(key, value, step, timestamp_ms))
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
+        """Queue one point for each key, all at the same step and time, in one buffer call."""
+        now = time.time_ns() // 1_000_000
+        self._buffer.extend([self._point(k, v, step, now) for k, v in metrics.items()])
+
+    def _point(self, key: str, value: object, step: object, timestamp_ms: int | None
+               ) -> PointRow:
+        """Return the stored row of one point, after checking what the caller gave."""
         if self._ended:
             self._check_open()
         if key not in self._next_step:
@@ -70,23 +81,16 @@ class ActiveRun:
             value = _as_float(key, value)
         if step is None:
             step = self._next_step.get(key, 0)
-        elif type(step) is not int or step < 0:
+        elif type(step) is not int or step < 0:  # type: ignore[operator]
             step = _as_step(key, step)
-        self._next_step[key] = step + 1
-        self._buffer.add((
+        self._next_step[key] = step + 1  # type: ignore[operator]
+        return (
             self.id,
             key,
-            step,
+            step,  # type: ignore[return-value]
             None if value != value else value,  # NaN is stored as NULL
             timestamp_ms if timestamp_ms is not None else time.time_ns() // 1_000_000,
-        ))
-
-    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
-        """Queue one point for each key, all at the same step (and time)."""
-        self._check_open()
-        now = time.time_ns() // 1_000_000
-        for key, value in metrics.items():
-            self.log_metric(key, value, step=step, timestamp_ms=now)
+        )
 
     def log_artifact(self, obj: object, name: str | None = None) -> list[ArtifactRecord]:
         """Store a file, folder, bytes, DataFrame, figure or dict as named artifacts of this run."""
