@@ -24,8 +24,8 @@ EPOCHS = 40
 
 def run_demo(directory: Path | None, *, console: Console) -> Path:
     """Run the demo in ``directory`` (default: a new temp folder); return the workspace path."""
-    from loopml.views import runs as views
     from loopml.tracking import TrackingClient
+    from loopml.views import runs as views
     from loopml.workspace import Workspace
 
     home = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="loopml-demo-"))

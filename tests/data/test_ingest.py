@@ -13,7 +13,6 @@ from loopml.data import sources as sources_module
 from loopml.errors import InvalidInput, NotFound
 
 
-
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
     path = tmp_path / name
     if isinstance(content, str):

@@ -78,7 +78,8 @@ def test_edited_contract_is_checked_and_used(catalog, added, credit_csv, tmp_pat
     catalog.set_contract("credit", text, origin="edited.yaml")
     report = catalog.validate(resolve_source(credit_csv), against="credit")
     assert [(v.column, v.rule) for v in report.violations] == [("age", "max")]
-    with pytest.raises(InvalidInput, match=r"edited.yaml: invalid contract: columns.customer_id.type: Input should be .integer."):
+    with pytest.raises(InvalidInput, match=r"edited.yaml: invalid contract: "
+                                           r"columns.customer_id.type: Input should be .integer"):
         catalog.set_contract("credit", text.replace("type: integer", "type: int", 1),
                              origin="edited.yaml")
     with pytest.raises(InvalidInput, match="columns.age.maxx: Extra inputs"):

@@ -62,9 +62,9 @@ def data_add(
     """Snapshot a data source as a new dataset version (the same content is one version)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from loopml.views import data as views
     from loopml.config import load_config
     from loopml.data import resolve_source
+    from loopml.views import data as views
 
     settings = load_config(config)
     data_cfg = settings.data if settings else None
@@ -194,9 +194,9 @@ def data_validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check new data against a dataset's contract; exit code 1 if it fails."""
-    from loopml.views import data as views
     from loopml.data import resolve_source
     from loopml.data.contract import from_yaml
+    from loopml.views import data as views
 
     markers = tuple(null_values.split(",")) if null_values is not None else ("",)
     resolved = resolve_source(source, format=format, null_values=markers)

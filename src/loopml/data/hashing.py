@@ -72,8 +72,9 @@ def _feed(array: pa.Array, streams: tuple) -> None:
             else array
         offsets_type = np.int64 if pa.types.is_large_string(kind) or \
             pa.types.is_large_binary(kind) else np.int32
+        width = np.dtype(offsets_type).itemsize
         offsets = np.frombuffer(filled.buffers()[1], dtype=offsets_type,
-                                count=len(filled) + 1, offset=filled.offset * offsets_type(0).nbytes)
+                                count=len(filled) + 1, offset=filled.offset * width)
         values.update(np.diff(offsets).astype(np.int64).tobytes())
         buffer = filled.buffers()[2]
         if buffer is not None:

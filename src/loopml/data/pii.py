@@ -35,7 +35,10 @@ _NAME_PATTERNS = {
 }
 _VALUE_PATTERNS = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "national_id": re.compile(r"\d{3}-\d{2}-\d{4}|[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"),
+    # US social security number, UK National Insurance number
+    "national_id": re.compile(
+        r"\d{3}-\d{2}-\d{4}|[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
+    ),
     "phone": re.compile(r"\+?\(?\d{1,4}\)?([ .-]?\(?\d{2,4}\)?){2,5}"),
 }
 
@@ -93,21 +96,22 @@ def detect(batch: pa.RecordBatch) -> list[PiiFinding]:
     return findings
 
 
-def _kind_of_values(sample: list[str], *, numeric: bool) -> str | None:
-    def share(test) -> float:
-        return sum(1 for v in sample if test(v)) / len(sample)
+def _matches(kind: str, value: str) -> bool:
+    text = value.strip()
+    if kind == "card_number":
+        return _card_like(text)
+    if _VALUE_PATTERNS[kind].fullmatch(text) is None:
+        return False
+    if kind == "phone":  # a phone number has enough digits and some punctuation or a '+'
+        return sum(c.isdigit() for c in text) >= 9 and not text.isdigit()
+    return True
 
-    if share(_card_like) >= SHARE:
-        return "card_number"
-    if numeric:
-        return None  # plain integers are only ever flagged as card numbers
-    for kind, pattern in _VALUE_PATTERNS.items():
-        if kind == "phone":
-            test = lambda v: pattern.fullmatch(v.strip()) is not None and \
-                sum(c.isdigit() for c in v) >= 9 and not v.strip().isdigit()  # noqa: E731
-        else:
-            test = lambda v, p=pattern: p.fullmatch(v.strip()) is not None  # noqa: E731
-        if share(test) >= SHARE:
+
+def _kind_of_values(sample: list[str], *, numeric: bool) -> str | None:
+    # Plain integers are only ever flagged as card numbers (the Luhn check makes that safe).
+    kinds = ("card_number",) if numeric else ("card_number", *_VALUE_PATTERNS)
+    for kind in kinds:
+        if sum(_matches(kind, v) for v in sample) >= SHARE * len(sample):
             return kind
     return None
 

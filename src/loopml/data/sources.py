@@ -148,7 +148,9 @@ def _read_csv(source: Source, column_types: dict | None = None
         )
     except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
         if "Empty CSV file" in str(exc):
-            raise InvalidInput(f"{source.location}: the file is empty (no header, no rows)") from exc
+            raise InvalidInput(
+                f"{source.location}: the file is empty (no header, no rows)"
+            ) from exc
         raise _arrow_error(source, exc) from exc
     return reader.schema, _guard(source, iter(reader))
 
@@ -190,7 +192,6 @@ def _guard(source: Source, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Rec
 
 
 def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    import pyarrow as pa
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
