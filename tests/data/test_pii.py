@@ -47,8 +47,11 @@ def test_planted_columns_are_found(planted):
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine, load_diabetes])
 def test_no_false_positives_on_ordinary_datasets(loader, credit_frame):
+    from loopml.demo_data import make_credit
+
     frame = loader(as_frame=True).frame
-    for data in (frame, credit_frame):
+    customers = make_credit(500).drop(columns=["email"])  # has years_at_address, an integer
+    for data in (frame, credit_frame, customers):
         assert pii.detect(pa.RecordBatch.from_pandas(data, preserve_index=False)) == []
 
 

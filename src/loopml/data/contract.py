@@ -2,8 +2,8 @@
 
 A contract is plain YAML (see :func:`to_yaml`) validated by pydantic, so a typo in an
 edited file is an error that names the key. It is inferred from the first version's
-profile: column types, nullability, observed numeric ranges, allowed categories (up to
-``MAX_CATEGORIES`` values), uniqueness of id-like columns, and the target column.
+profile: column types, nullability, observed numeric ranges (not for ids), allowed
+categories (up to ``MAX_CATEGORIES`` values), uniqueness of id-like columns, the target.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def infer(name: str, schema: pa.Schema, profile: dict[str, Any], *, target: str 
         stats = profile["columns"][field.name]
         kind = logical_type(field.type)
         rule: dict[str, Any] = {"type": kind, "nullable": stats["missing"] > 0}
-        if kind in ("integer", "number") and stats.get("min") is not None:
+        id_like = bool(_ID_NAME.search(field.name))
+        if kind in ("integer", "number") and stats.get("min") is not None and not id_like:
             rule["min"], rule["max"] = stats["min"], stats["max"]
             if kind == "integer":
                 rule["min"], rule["max"] = int(rule["min"]), int(rule["max"])
@@ -90,8 +91,7 @@ def infer(name: str, schema: pa.Schema, profile: dict[str, Any], *, target: str 
             distinct = stats["distinct"]
             if 0 < distinct <= MAX_CATEGORIES and distinct <= max(2, stats["count"] // 2):
                 rule["allowed"] = sorted(value for value, _ in stats["top"])
-        if (kind in ("integer", "string") and rows > 1 and stats["distinct"] == rows
-                and _ID_NAME.search(field.name)):
+        if kind in ("integer", "string") and rows > 1 and stats["distinct"] == rows and id_like:
             rule["unique"] = True
         if field.name in pii:
             rule["pii"] = pii[field.name]

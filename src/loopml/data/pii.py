@@ -33,6 +33,9 @@ _NAME_PATTERNS = {
     "address": r"street|address|postcode|zip[-_]?code",
     "birth_date": r"birth|dob",
 }
+# A column named like these is personal data only if it holds text: `years_at_address` or
+# `name_length` are numbers about a person, not the address or the name itself.
+_TEXT_ONLY_KINDS = ("email", "name", "address")
 _VALUE_PATTERNS = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
     # US social security number, UK National Insurance number
@@ -79,8 +82,10 @@ def detect(batch: pa.RecordBatch) -> list[PiiFinding]:
     findings = []
     for field, column in zip(batch.schema, batch.columns, strict=True):
         lowered = field.name.lower()
+        is_text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
         by_name = next((kind for kind, pattern in _NAME_PATTERNS.items()
-                        if re.search(pattern, lowered)), None)
+                        if re.search(pattern, lowered)
+                        and (is_text or kind not in _TEXT_ONLY_KINDS)), None)
         if by_name:
             findings.append(PiiFinding(field.name, by_name, "name"))
             continue
