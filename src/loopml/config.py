@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from loopml.errors import InvalidInput
 
@@ -40,7 +40,7 @@ class ProjectConfig(_Section):
 
 def load_config(path: str | Path | None = None) -> ProjectConfig | None:
     """Return the project file at ``path`` (default ./loopml.yaml), or None if there is none."""
-    import yaml
+    from loopml.yamlfile import parse_yaml
 
     explicit = path is not None
     file = Path(path or DEFAULT_FILE)
@@ -49,14 +49,8 @@ def load_config(path: str | Path | None = None) -> ProjectConfig | None:
             raise InvalidInput(f"{file}: no such project file")
         return None
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{file}: the project file is a YAML mapping (project:, data:, …)")
-    try:
-        return ProjectConfig.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"])
-        raise InvalidInput(f"{file}: {key}: {error['msg']}") from exc
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{file}: not UTF-8 text") from exc
+    return parse_yaml(text, ProjectConfig, origin=str(file),
+                      shape="a mapping with sections such as project: and data:")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from loopml.errors import InvalidInput
 
@@ -124,19 +124,7 @@ def to_yaml(contract: Contract, *, origin: str = "") -> str:
 
 def from_yaml(text: str, *, origin: str) -> Contract:
     """Parse and check a contract; errors name the key and what was expected."""
-    import yaml
+    from loopml.yamlfile import parse_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{origin}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{origin}: a contract is a YAML mapping with dataset and columns")
-    try:
-        return Contract.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-            for error in exc.errors()[:5]
-        )
-        raise InvalidInput(f"{origin}: invalid contract: {problems}") from exc
+    return parse_yaml(text, Contract, origin=f"{origin}: invalid contract",
+                      shape="a mapping with dataset and columns")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput, NotFound
-from loopml.store.runs import check_key
+from loopml.store.runs import check_key, ensure_project
 from loopml.store.schema import (
     Dataset,
     DatasetSplit,
@@ -140,10 +140,7 @@ class Datasets:
         check_key(name, what="dataset")
         now = utcnow()
         with self._store.write() as conn:
-            insert_ignore(conn, Project.__table__, [{"name": project, "created_at": now}])
-            project_id = conn.execute(
-                select(Project.id).where(Project.name == project)
-            ).scalar_one()
+            project_id = ensure_project(conn, project)
             insert_ignore(conn, Dataset.__table__, [{"project_id": project_id, "name": name,
                                                      "created_at": now}])
             dataset_id = self._dataset_id(conn, project, name)

@@ -43,6 +43,14 @@ def check_key(key: object, *, what: str) -> str:
     return key
 
 
+def ensure_project(conn: Connection, name: str) -> int:
+    """Return the id of project ``name``, creating it (safely under concurrency) if new."""
+    from sqlalchemy import select
+
+    insert_ignore(conn, Project.__table__, [{"name": name, "created_at": utcnow()}])
+    return conn.execute(select(Project.id).where(Project.name == name)).scalar_one()
+
+
 def _row_to_record(row: Any) -> RunRecord:
     return RunRecord(
         id=row.id,
@@ -90,17 +98,14 @@ class Runs:
         tags: Mapping[str, object] | None = None,
     ) -> RunRecord:
         """Insert a RUNNING run (and its project, if new); return it."""
-        from sqlalchemy import insert, select
+        from sqlalchemy import insert
 
         check_key(project, what="project")
         check_key(name, what="run")
         run_id = uuid.uuid4().hex
         now = utcnow()
         with self._store.write() as conn:
-            insert_ignore(conn, Project.__table__, [{"name": project, "created_at": now}])
-            project_id = conn.execute(
-                select(Project.id).where(Project.name == project)
-            ).scalar_one()
+            project_id = ensure_project(conn, project)
             if parent_id is not None:
                 parent_id = self._resolve(conn, parent_id)
             conn.execute(
