@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, runs
+from loopml.cli import data, db, runs, train
 from loopml.cli.common import console, fail
 from loopml.errors import LoopmlError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.command("init")(train.init)
+app.command("train")(train.train)
 
 
 def main() -> None:

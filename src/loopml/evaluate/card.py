@@ -1,0 +1,165 @@
+"""The model card: one self-contained HTML page with plots, and the same content as JSON."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#222;padding:0 1rem} h1{font-size:1.6rem} h2{font-size:1.15rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem} table{border-collapse:collapse;
+font-size:.85rem;margin:.5rem 0} td,th{padding:.2rem .6rem;text-align:left;border-bottom:1px
+solid #eee} th{color:#555;font-weight:600} .grid{display:flex;flex-wrap:wrap;gap:1rem}
+.meta{color:#555} code{background:#f4f4f4;padding:0 .25rem}
+"""
+
+
+def _png(draw: Any, size: tuple[float, float] = (4.2, 3.2)) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=size)
+    draw(axes)
+    axes.spines[["top", "right"]].set_visible(False)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return (f"<img alt='plot' src='data:image/png;base64,"
+            f"{base64.b64encode(buffer.getvalue()).decode()}'>")
+
+
+def _table(rows: list[dict[str, Any]] | list[list[Any]], headers: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = ""
+    for row in rows:
+        cells = row if isinstance(row, list) else [row.get(h) for h in headers]
+        body += "<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>"
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """Return the HTML model card of ``card`` (the JSON content)."""
+    evaluation = card["evaluation"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Model card: "
+             f"{html.escape(card['name'])}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Model card — {html.escape(card['name'])}</h1>",
+             f"<p class='meta'>{html.escape(card['task'])} · target <code>"
+             f"{html.escape(card['target'])}</code> · best model <b>"
+             f"{html.escape(card['model']['candidate'])}</b> · metric {card['metric']} · "
+             f"run <code>{card['run_id']}</code> · data <code>{html.escape(card['data']['ref'])}"
+             f"</code> ({card['data']['content_hash'][:12]})</p>"]
+    parts.append("<h2>Test metrics</h2>" + _table(
+        [[k, v] for k, v in evaluation["metrics"].items()], ["metric", "value"]))
+    if "threshold" in evaluation:
+        parts.append(f"<p>Decision threshold <b>{evaluation['threshold']:.3f}</b>, chosen on the "
+                     "validation rows (maximises F1, or accuracy when that is the metric).</p>")
+    plots = []
+    curves = evaluation.get("curves")
+    if curves:
+        plots.append(_png(lambda ax: (ax.plot(curves["roc"]["fpr"], curves["roc"]["tpr"]),
+                                      ax.plot([0, 1], [0, 1], ls=":", c="grey"),
+                                      ax.set(title="ROC", xlabel="false positive rate",
+                                             ylabel="true positive rate"))))
+        plots.append(_png(lambda ax: (ax.plot(curves["pr"]["recall"],
+                                              curves["pr"]["precision"]),
+                                      ax.set(title="Precision-recall", xlabel="recall",
+                                             ylabel="precision"))))
+        plots.append(_png(lambda ax: (ax.plot(curves["calibration"]["predicted"],
+                                              curves["calibration"]["observed"], marker="o"),
+                                      ax.plot([0, 1], [0, 1], ls=":", c="grey"),
+                                      ax.set(title="Calibration", xlabel="predicted",
+                                             ylabel="observed"))))
+    if evaluation.get("confusion_matrix"):
+        matrix = evaluation["confusion_matrix"]
+        classes = evaluation["classes"]
+
+        def draw_confusion(ax: Any) -> None:
+            ax.imshow(matrix, cmap="Blues")
+            for i, row in enumerate(matrix):
+                for j, value in enumerate(row):
+                    ax.text(j, i, str(value), ha="center", va="center")
+            ax.set(title="Confusion (rows: true)", xticks=range(len(classes)),
+                   yticks=range(len(classes)), xticklabels=classes, yticklabels=classes)
+
+        plots.append(_png(draw_confusion, (3.6, 3.2)))
+    if evaluation.get("residuals"):
+        res = evaluation["residuals"]
+        plots.append(_png(lambda ax: (ax.bar(res["edges"][:-1], res["counts"],
+                                             width=res["edges"][1] - res["edges"][0],
+                                             align="edge"),
+                                      ax.set(title="Residuals (true − predicted)"))))
+    parts.append("<div class='grid'>" + "".join(plots) + "</div>")
+
+    explanations = evaluation["explanations"]
+    importance = list(explanations["importance"].items())[:15]
+    parts.append(f"<h2>What drives predictions</h2><p class='meta'>{explanations['method']}: "
+                 f"{html.escape(explanations['unit'])}</p>")
+    if importance:
+        parts.append(_png(lambda ax: (ax.barh([k for k, _ in reversed(importance)],
+                                              [v for _, v in reversed(importance)],
+                                              color="#54a24b"),
+                                      ax.set(title="Global importance")), (6, 3.6)))
+    for number, row in enumerate(explanations.get("rows", [])[:3]):
+        top = sorted(row["contributions"].items(), key=lambda kv: -abs(kv[1]))[:6]
+        parts.append(f"<p>Row {number}: expected value {row['expected_value']:.3f}; "
+                     + ", ".join(f"{html.escape(k)} {v:+.3f}" for k, v in top) + "</p>")
+
+    if evaluation.get("fairness"):
+        parts.append("<h2>Fairness by sensitive group</h2>")
+        for column, result in evaluation["fairness"].items():
+            rows = [[g, v["count"], v["selection_rate"], v["tpr"], v["fpr"]]
+                    for g, v in result["groups"].items()]
+            parts.append(f"<p><b>{html.escape(column)}</b>: demographic-parity difference "
+                         f"{_fmt(result['demographic_parity_difference'])}, equalized-odds "
+                         f"difference {_fmt(result['equalized_odds_difference'])}</p>")
+            parts.append(_table(rows, ["group", "rows", "selection rate", "TPR", "FPR"]))
+            groups = result["groups"]
+            parts.append(_png(lambda ax, g=groups: (
+                ax.bar(list(g), [v["selection_rate"] for v in g.values()], color="#e45756"),
+                ax.set(title="Selection rate by group")), (4, 2.6)))
+
+    if evaluation.get("slices"):
+        parts.append(f"<h2>{html.escape(card['metric'])} by slice</h2><div class='grid'>")
+        for column, rows in evaluation["slices"].items():
+            parts.append(f"<div><b>{html.escape(column)}</b>" + _table(
+                [[r["value"], r["count"], r[card["metric"]]] for r in rows],
+                ["value", "rows", card["metric"]]) + "</div>")
+        parts.append("</div>")
+
+    search = card["search"]
+    parts.append(f"<h2>Search</h2><p>{search['complete']} complete trials of {search['total']} "
+                 f"({search['pruned']} pruned) over {', '.join(search['candidates'])}; "
+                 f"backend {search['backend']}, {search['workers']} worker(s), "
+                 f"{search['seconds']:.1f} s; validation: {html.escape(search['validation'])}."
+                 "</p>")
+    history = [t for t in search["trials"] if t["value"] is not None]
+    if history:
+        parts.append(_png(lambda ax: (
+            ax.scatter([t["number"] for t in history], [t["value"] for t in history], s=12),
+            ax.set(title="Trial scores", xlabel="trial", ylabel=card["metric"])), (6, 3)))
+    parts.append("<h2>Best configuration</h2>" + _table(
+        [[k, v] for k, v in card["model"]["params"].items()], ["param", "value"]))
+    features = card["features"]
+    parts.append("<h2>Data and features</h2>" + _table(
+        [["numeric", ", ".join(features["numeric"])],
+         ["categorical", ", ".join(features["categorical"])],
+         ["datetime", ", ".join(features["datetime"])],
+         ["not used", ", ".join(f"{k} ({v})" for k, v in features["dropped"].items())],
+         ["rows", json.dumps(card["data"]["rows"])]], ["", ""]))
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(
+        json.dumps(card["config"], indent=2, default=str)) + "</pre></body></html>")
+    return "".join(parts)

@@ -1,0 +1,214 @@
+"""`loopml train`: plan, search, refit the best, evaluate on the test split, write the card."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from loopml.config import ProjectConfig
+    from loopml.data import Catalog
+    from loopml.tracking import ActiveRun, TrackingClient
+    from loopml.train.model import TrainedModel
+    from loopml.train.plan import TrainPlan
+    from loopml.train.search import SearchResult
+    from loopml.workspace import Workspace
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str
+    model: TrainedModel
+    card: dict[str, Any]
+    card_path: Path
+    search: SearchResult
+
+
+def train_project(config: ProjectConfig, *, workspace: Workspace, console: Console | None = None
+                  ) -> TrainOutcome:
+    """Run the whole training step of a project; Ctrl-C keeps the finished trials."""
+    from loopml.data import Catalog
+    from loopml.data.catalog import workspace_pii_key
+    from loopml.tracking import TrackingClient
+    from loopml.train.plan import make_plan
+
+    client = TrackingClient.from_workspace(workspace)
+    catalog = Catalog(client.store, client.artifacts, pii_key=workspace_pii_key(workspace))
+    _ensure_dataset(config, catalog, console)
+    plan = make_plan(config, catalog)  # every config mistake surfaces here, before work
+    try:
+        with client.start_run("train", project=config.project.name,
+                              tags={"task": plan.task, "metric": plan.metric,
+                                    "data": plan.version.ref}) as run:
+            return _train(plan, run, client, catalog, workspace, console)
+    finally:
+        client.close()
+
+
+def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | None) -> None:
+    from loopml.data import resolve_source
+    from loopml.errors import NotFound
+
+    data = config.data
+    if not data.source:
+        return
+    if not data.dataset:
+        return  # make_plan reports the missing name
+    try:
+        catalog.get(data.dataset, project=config.project.name)
+        return
+    except NotFound:
+        pass
+    source = resolve_source(data.source, null_values=tuple(data.null_values))
+    result = catalog.add(source, name=data.dataset, project=config.project.name,
+                         target=data.target, pii=data.pii)
+    if console is not None:
+        console.print(f"added {result.version.ref} from {data.source}")
+
+
+def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Catalog,
+           workspace: Workspace, console: Console | None) -> TrainOutcome:
+    from loopml.train.search import SearchJob, run_search, workers_for
+
+    train_cfg = plan.config.train
+    for role in ("train", "validation", "test"):
+        catalog.log_input(run.id, plan.version.ref, role=role, project=plan.config.project.name)
+    run.log_params({
+        "data": plan.version.ref, "task": plan.task, "metric": plan.metric,
+        "candidates": ",".join(plan.candidates), "trials": train_cfg.trials,
+        "time_budget_s": train_cfg.time_budget_s, "backend": train_cfg.backend,
+        "seed": train_cfg.seed, "validation": plan.validation,
+        "split": f"{plan.split.method} {plan.split.fractions} seed {plan.split.seed}",
+    })
+    workers = workers_for(train_cfg.n_jobs)
+    job = SearchJob(X=plan.X, y=plan.y, folds=plan.folds, features=plan.features,
+                    task=plan.task, metric=plan.metric,
+                    labels=list(range(len(plan.classes))), candidates=plan.candidates,
+                    search_space={k: dict(v) for k, v in train_cfg.search_space.items()},
+                    encoding=plan.config.features.categorical_encoding, seed=train_cfg.seed,
+                    workspace=workspace, project=plan.config.project.name,
+                    parent_run_id=run.id)
+    started = time.perf_counter()
+    result = _search_with_progress(job, plan, workers, console)
+    seconds = time.perf_counter() - started
+    run.log_metrics({"trials_complete": result.complete, "search_seconds": seconds})
+    if result.best_candidate is None:
+        from loopml.errors import LoopmlError
+
+        raise LoopmlError("no trial finished; raise train.trials or train.time_budget_s")
+    run.set_tags({"best_candidate": result.best_candidate})
+    run.log_metric(f"best_cv_{plan.metric}", result.best_score)
+    if result.interrupted:
+        if console is not None:
+            console.print(f"[yellow]interrupted[/]: {result.complete} finished trial(s) kept; "
+                          f"best so far {result.best_candidate} {plan.metric}="
+                          f"{result.best_score:.4f} {result.best_params}")
+        run.log_artifact({"best_so_far": {"candidate": result.best_candidate,
+                                          "params": result.best_params,
+                                          "score": result.best_score}}, "search_best.json")
+        raise KeyboardInterrupt
+    model = _refit(plan, job, result)
+    outcome = _evaluate_and_record(plan, model, result, run, workspace, workers, seconds)
+    if console is not None:
+        metrics = outcome.card["evaluation"]["metrics"]
+        console.print(f"best: [bold]{result.best_candidate}[/] ({result.complete} trials, "
+                      f"{seconds:.0f} s); test " + ", ".join(f"{k} {v:.4f}"
+                                                       for k, v in metrics.items()))
+        console.print(f"model card: {outcome.card_path}")
+    return outcome
+
+
+def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Console | None
+                          ) -> SearchResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from loopml.train.search import run_search
+
+    cfg = plan.config.train
+    total = cfg.trials if cfg.trials is not None else cfg.time_budget_s
+    with Progress(TextColumn("search"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=console is None) as progress:
+        task = progress.add_task("search", total=total, status="starting workers")
+        started = time.time()
+
+        def show(summary: SearchResult) -> None:
+            done = sum(1 for t in summary.trials if t["state"] in ("COMPLETE", "PRUNED",
+                                                                    "FAIL"))
+            best = f"best {plan.metric} {summary.best_score:.4f} ({summary.best_candidate})" \
+                if summary.best_score is not None else "no trial finished yet"
+            completed = done if cfg.trials is not None else time.time() - started
+            progress.update(task, completed=completed, status=f"{done} trials · {best}")
+
+        return run_search(job, trials=cfg.trials, time_budget_s=cfg.time_budget_s,
+                          n_jobs=cfg.n_jobs, backend=cfg.backend, on_progress=show)
+
+
+def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
+    """Choose the threshold on the validation rows, then refit on train + validation."""
+    from loopml.evaluate.curves import choose_threshold
+    from loopml.train.model import TrainedModel
+    from loopml.train.search import fit_pipeline
+
+    candidate, params = result.best_candidate, result.best_params
+    threshold = 0.5
+    if plan.task == "binary" and len(plan.parts["validation"]):
+        train, valid = plan.parts["train"], plan.parts["validation"]
+        pipeline = fit_pipeline(job, candidate, params, train[plan.features.columns],
+                                plan.encode(train[plan.target]))
+        proba = pipeline.predict_proba(valid[plan.features.columns])[:, 1]
+        threshold, _ = choose_threshold(plan.encode(valid[plan.target]), proba, plan.metric)
+    pipeline = fit_pipeline(job, candidate, params, plan.X, plan.y)
+    return TrainedModel(pipeline=pipeline, task=plan.task, target=plan.target,
+                        input_columns=plan.features.columns, classes=plan.classes,
+                        threshold=threshold, candidate=candidate, params=params)
+
+
+def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,
+                         run: ActiveRun, workspace: Workspace, workers: int, seconds: float
+                         ) -> TrainOutcome:
+    import joblib
+
+    from loopml.evaluate.card import render_card
+    from loopml.evaluate.report import evaluate
+
+    test = plan.parts["test"]
+    evaluation = evaluate(model, test, plan.encode(test[plan.target]), metric=plan.metric,
+                          sensitive=plan.config.data.sensitive,
+                          slice_columns=plan.features.categorical,
+                          seed=plan.config.train.seed)
+    run.log_metrics({f"test_{k}": v for k, v in evaluation["metrics"].items()})
+    card = {
+        "name": f"{plan.config.project.name}/{plan.version.dataset}",
+        "run_id": run.id, "task": plan.task, "target": plan.target, "metric": plan.metric,
+        "model": {"candidate": model.candidate, "params": model.params,
+                  "threshold": model.threshold, "classes": [str(c) for c in model.classes]},
+        "data": {"ref": plan.version.ref, "content_hash": plan.version.content_hash,
+                 "rows": {k: len(v) for k, v in plan.parts.items()},
+                 "split": asdict(plan.split)},
+        "features": asdict(plan.features),
+        "evaluation": evaluation,
+        "search": {"candidates": plan.candidates, "backend": plan.config.train.backend,
+                   "workers": workers, "seconds": seconds, "validation": plan.validation,
+                   "total": len(result.trials), "complete": result.complete,
+                   "pruned": sum(1 for t in result.trials if t["state"] == "PRUNED"),
+                   "best_score": result.best_score, "trials": result.trials},
+        "config": plan.config.model_dump(mode="json"),
+    }
+    html = render_card(card)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    run.log_artifact(buffer.getvalue(), "model.joblib")
+    run.log_artifact(json.dumps(card, indent=2, default=str).encode(), "model_card.json")
+    run.log_artifact(html.encode(), "model_card.html")
+    folder = workspace.home / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"model-card-{run.id[:12]}.html"
+    path.write_text(html, encoding="utf-8")
+    return TrainOutcome(run_id=run.id, model=model, card=card, card_path=path, search=result)

@@ -1,0 +1,331 @@
+"""Hyperparameter search over the candidates with Optuna: budgets, pruning, parallel workers.
+
+Every trial is a nested run of the search run, with its params and its score. Workers are
+separate processes on local cores (``backend: local``) or Ray tasks (``backend: ray``);
+they share one Optuna study through a journal file, so the search is one study whichever
+engine runs it. The first trials try each candidate's defaults, which are good without
+tuning. Ctrl-C stops the workers and keeps every finished trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopml.train.task import DIRECTION
+
+if TYPE_CHECKING:
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from loopml.train.features import FeatureSet
+    from loopml.workspace import Workspace
+
+STUDY = "loopml"
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """Everything a worker needs, pickled once to a file the workers read."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    features: FeatureSet
+    task: str
+    metric: str
+    labels: list[int]
+    candidates: list[str]
+    search_space: dict[str, dict[str, Any]]
+    encoding: str
+    seed: int
+    workspace: Workspace
+    project: str
+    parent_run_id: str
+    threads_per_trial: int = 1
+
+
+@dataclass
+class SearchResult:
+    best_candidate: str | None
+    best_params: dict[str, Any]
+    best_score: float | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> int:
+        return sum(1 for t in self.trials if t["state"] == "COMPLETE")
+
+
+def fit_pipeline(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.DataFrame,
+                 y: np.ndarray, *, n_jobs: int = 1) -> Any:
+    """Return the fitted preprocessing + estimator pipeline of one configuration."""
+    from sklearn.pipeline import Pipeline
+
+    from loopml.train.features import build_preprocessor
+    from loopml.train.trainers import get_trainer
+
+    trainer = get_trainer(candidate)
+    pipeline = Pipeline([
+        ("features", build_preprocessor(job.features, X, tree_based=trainer.tree_based,
+                                        encoding=job.encoding, task=job.task)),
+        ("model", trainer.build(params, task=job.task, seed=job.seed, n_jobs=n_jobs)),
+    ])
+    return pipeline.fit(X, y)
+
+
+def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+    from loopml.train.scoring import needs_proba, score
+
+    proba = pipeline.predict_proba(X) if job.task != "regression" and (
+        needs_proba(job.metric)) else None
+    predicted = pipeline.predict(X) if proba is None or job.task == "regression" else \
+        proba.argmax(axis=1)
+    return score(job.metric, y, predicted, proba, labels=job.labels)
+
+
+def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
+    from loopml.train.trainers import get_trainer, suggest_from_space
+
+    candidate = trial.suggest_categorical("model", job.candidates)
+    trainer = get_trainer(candidate)
+    if candidate in job.search_space:
+        params = trainer.defaults(job.task)
+        params.update(suggest_from_space(trial, candidate, job.search_space[candidate]))
+    else:
+        params = trainer.suggest(trial, job.task)
+    return candidate, params
+
+
+def _objective(job: SearchJob, client: Any) -> Callable[[optuna.Trial], float]:
+    import numpy as np
+    import optuna
+
+    sign = DIRECTION[job.metric]
+
+    def objective(trial: optuna.Trial) -> float:
+        candidate, params = _sample(job, trial)
+        started = time.perf_counter()
+        pruned = False
+        with client.start_run(f"trial-{trial.number}", project=job.project,
+                              parent=job.parent_run_id, tags={"candidate": candidate}) as run:
+            run.log_params({"model": candidate, **params})
+            scores: list[float] = []
+            for index, (train_rows, valid_rows) in enumerate(job.folds):
+                pipeline = fit_pipeline(job, candidate, params, job.X.iloc[train_rows],
+                                        job.y[train_rows], n_jobs=job.threads_per_trial)
+                scores.append(score_pipeline(job, pipeline, job.X.iloc[valid_rows],
+                                             job.y[valid_rows]))
+                run.log_metric(f"fold_{job.metric}", scores[-1], step=index)
+                trial.report(sign * float(np.mean(scores)), index)
+                if index + 1 < len(job.folds) and trial.should_prune():
+                    pruned = True
+                    break
+            value = float(np.mean(scores))
+            run.log_metrics({job.metric: value, "fit_seconds": time.perf_counter() - started})
+            run.set_tags({"state": "PRUNED" if pruned else "COMPLETE"})
+        if pruned or not math.isfinite(value):
+            raise optuna.TrialPruned()
+        return sign * value
+
+    return objective
+
+
+def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
+    """Create the shared study and queue each candidate's defaults as its first trials."""
+    import optuna
+
+    from loopml.train.trainers import get_trainer
+
+    study = optuna.create_study(
+        study_name=STUDY, storage=_storage(storage_path), direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=8),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
+    )
+    for candidate in job.candidates:
+        defaults = get_trainer(candidate).defaults(job.task)
+        study.enqueue_trial({"model": candidate,
+                             **{f"{candidate}.{k}": v for k, v in defaults.items()}},
+                            skip_if_exists=True)
+    return study
+
+
+def _storage(path: Path) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline: float | None,
+               worker: int) -> int:
+    """Run trials of the shared study until the trial count or the deadline; return how many."""
+    import joblib
+    import optuna
+
+    from loopml.tracking import TrackingClient
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    job: SearchJob = joblib.load(job_path)
+    study = optuna.load_study(
+        study_name=STUDY, storage=_storage(Path(storage_path)),
+        sampler=optuna.samplers.TPESampler(seed=job.seed + worker, n_startup_trials=8),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
+    )
+    client = TrackingClient.from_workspace(job.workspace)
+    callbacks = []
+    if n_trials is not None:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                  optuna.trial.TrialState.FAIL)
+        callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=states))
+    timeout = None if deadline is None else max(0.0, deadline - time.time())
+    before = len(study.trials)
+    try:
+        study.optimize(_objective(job, client), n_trials=n_trials, timeout=timeout,
+                       callbacks=callbacks, catch=(ValueError, ArithmeticError),
+                       gc_after_trial=False)
+    finally:
+        client.close()
+    return len(study.trials) - before
+
+
+def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> SearchResult:
+    """Read the shared study back: every trial, and the best complete one."""
+    import optuna
+
+    study = optuna.load_study(study_name=STUDY, storage=_storage(storage_path))
+    sign = DIRECTION[metric]
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        value = None if t.value is None else sign * t.value
+        trials.append({"number": t.number, "state": t.state.name, "value": value,
+                       "model": t.params.get("model"), "params": dict(t.params),
+                       "seconds": t.duration.total_seconds() if t.duration else None})
+    complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
+    if not complete:
+        return SearchResult(None, {}, None, trials, interrupted)
+    best = max(complete, key=lambda t: sign * t["value"])
+    prefix = f"{best['model']}."
+    params = {k[len(prefix):]: v for k, v in best["params"].items() if k.startswith(prefix)}
+    return SearchResult(best["model"], params, best["value"], trials, interrupted)
+
+
+def workers_for(n_jobs: int) -> int:
+    cores = os.cpu_count() or 1
+    return cores if n_jobs == -1 else max(1, min(n_jobs, 64))
+
+
+def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | None,
+               n_jobs: int, backend: str, on_progress: Callable[[SearchResult], None] | None
+               = None) -> SearchResult:
+    """Run the search; return its summary. Ctrl-C returns what finished, marked interrupted."""
+    import joblib
+
+    deadline = None if time_budget_s is None else time.time() + time_budget_s
+    workers = workers_for(n_jobs)
+    with tempfile.TemporaryDirectory(prefix="loopml-search-") as tmp:
+        job_path = Path(tmp, "job.joblib")
+        storage_path = Path(tmp, "study.journal")
+        joblib.dump(job, job_path)
+        create_study(storage_path, job)
+        interrupted = False
+        try:
+            if backend == "ray":
+                _run_on_ray(job_path, storage_path, trials, deadline, workers, on_progress,
+                            job.metric)
+            elif workers == 1:
+                _run_in_process(job_path, storage_path, trials, deadline, on_progress,
+                                job.metric)
+            else:
+                _run_on_processes(job_path, storage_path, trials, deadline, workers,
+                                  on_progress, job.metric)
+        except KeyboardInterrupt:
+            interrupted = True
+        result = summarize(storage_path, job.metric, interrupted=interrupted)
+    return result
+
+
+def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
+                    deadline: float | None, on_progress: Any, metric: str) -> None:
+    import threading
+
+    done = threading.Event()
+    worker = threading.Thread(target=_poll, args=(storage_path, metric, on_progress, done),
+                              daemon=True)
+    worker.start()
+    try:
+        run_worker(str(job_path), str(storage_path), trials, deadline, 0)
+    finally:
+        done.set()
+        worker.join()
+
+
+def _poll(storage_path: Path, metric: str, on_progress: Any, done: Any) -> None:
+    while not done.wait(0.5):
+        if on_progress is not None:
+            try:
+                on_progress(summarize(storage_path, metric))
+            except Exception:  # noqa: BLE001 - a progress display must never stop a search
+                pass
+
+
+def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
+                      deadline: float | None, workers: int, on_progress: Any,
+                      metric: str) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run_worker, name=f"loopml-trial-worker-{i}",
+                                 args=(str(job_path), str(storage_path), trials, deadline, i),
+                                 daemon=True)
+                 for i in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes):
+            if on_progress is not None:
+                on_progress(summarize(storage_path, metric))
+            for process in processes:
+                process.join(timeout=0.5 / workers)
+        failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
+        if failed and summarize(storage_path, metric).best_candidate is None:
+            from loopml.errors import LoopmlError
+
+            raise LoopmlError(f"search workers failed (exit codes {failed}) before finishing "
+                              "a trial; run with train.n_jobs: 1 to see the error")
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+        raise
+
+
+def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline: float | None,
+                workers: int, on_progress: Any, metric: str) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get(
+            "RAY_ADDRESS") else workers, include_dashboard=False, log_to_driver=False,
+            ignore_reinit_error=True)
+    remote = ray.remote(num_cpus=1)(run_worker)
+    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i)
+               for i in range(workers)]
+    try:
+        while pending:
+            _, pending = ray.wait(pending, timeout=0.5)
+            if on_progress is not None:
+                on_progress(summarize(storage_path, metric))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
