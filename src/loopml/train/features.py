@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from loopml.config import FeaturesSection
 
 HIGH_CARDINALITY = 30
-DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DATE_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
 @dataclass(frozen=True)
