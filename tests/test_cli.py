@@ -286,3 +286,37 @@ def test_project_file_supplies_name_target_and_pii(tmp_path, credit_csv):
                          timeout=300)
     assert_one_line_error(bad, "loopml.yaml: data.pii.email: Input should be 'drop', 'hash' or "
                                "'keep'")
+
+
+# -- loopml init / train ------------------------------------------------------------------------
+
+
+def test_init_then_train_from_the_shell(tmp_path):
+    from loopml.demo_data import make_credit
+
+    make_credit(800, seed=2).to_csv(tmp_path / "credit.csv", index=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    env.update({"LOOPML_HOME": str(tmp_path / "ws"), "COLUMNS": "200"})
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "loopml", *args], cwd=tmp_path, env=env,
+                              text=True, capture_output=True, timeout=600)
+
+    init = run("init", "credit.csv", "--target", "default", "--sensitive", "gender")
+    assert init.returncode == 0, init.stderr
+    text = (tmp_path / "loopml.yaml").read_text()
+    assert "task: binary" in text and "sensitive: [gender]" in text
+    assert_one_line_error(run("init", "credit.csv", "--target", "default"), "already exists")
+    assert_one_line_error(run("init", "credit.csv", "--target", "nope", "--force"),
+                          "no column 'nope'")
+    (tmp_path / "loopml.yaml").write_text(
+        text.replace("trials: 40", "trials: 4").replace(
+            "candidates: [linear, random_forest, hist_gradient_boosting, lightgbm, xgboost]",
+            "candidates: [linear, lightgbm]").replace("n_jobs: -1", "n_jobs: 1"))
+    trained = run("train")
+    assert trained.returncode == 0, trained.stderr
+    assert "model card:" in trained.stdout and "best:" in trained.stdout
+    (tmp_path / "loopml.yaml").write_text(text.replace("metric: roc_auc", "metric: rmse"))
+    assert_one_line_error(run("train"), "train.metric 'rmse' does not fit a binary task")
+    (tmp_path / "loopml.yaml").write_text(text + "\ntrian: {}\n")
+    assert_one_line_error(run("train"), "loopml.yaml: trian: Extra inputs are not permitted")

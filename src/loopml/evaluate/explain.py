@@ -104,7 +104,6 @@ def explain(model: TrainedModel, frame: pd.DataFrame, y_encoded: np.ndarray, *, 
 
 def _permutation(model: TrainedModel, sample: pd.DataFrame, frame: pd.DataFrame,
                  y_encoded: np.ndarray, *, metric: str, seed: int) -> dict[str, Any]:
-    import numpy as np
     from sklearn.inspection import permutation_importance
 
     from loopml.train.scoring import needs_proba, score

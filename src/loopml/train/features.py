@@ -99,12 +99,7 @@ def build_preprocessor(features: FeatureSet, frame: pd.DataFrame, *, tree_based:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import (
-        OneHotEncoder,
-        OrdinalEncoder,
-        StandardScaler,
-        TargetEncoder,
-    )
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     parts = []
     if features.numeric:
@@ -125,12 +120,12 @@ def build_preprocessor(features: FeatureSet, frame: pd.DataFrame, *, tree_based:
             encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                      encoded_missing_value=-2)
         else:
-            encoder = TargetEncoder(target_type=_target_type(task), random_state=0)
+            encoder = _target_encoder(task)
         parts.append(("categorical", make_pipeline(_as_text(), SimpleImputer(
             strategy="constant", fill_value="<missing>"), encoder), low))
     if high:
         steps = [_as_text(), SimpleImputer(strategy="constant", fill_value="<missing>"),
-                 TargetEncoder(target_type=_target_type(task), random_state=0)]
+                 _target_encoder(task)]
         if not tree_based:
             steps.append(StandardScaler())
         parts.append(("high_cardinality", make_pipeline(*steps), high))
@@ -140,6 +135,15 @@ def build_preprocessor(features: FeatureSet, frame: pd.DataFrame, *, tree_based:
             steps.append(StandardScaler())
         parts.append(("datetime", make_pipeline(*steps), features.datetime))
     return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=True)
+
+
+def _target_encoder(task: str) -> Any:
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import TargetEncoder
+
+    # Cross-fitted: each row's encoding is learned without that row, so no target leaks.
+    return TargetEncoder(target_type=_target_type(task),
+                         cv=KFold(5, shuffle=True, random_state=0))
 
 
 def _target_type(task: str) -> str:

@@ -74,7 +74,7 @@ def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | 
 
 def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Catalog,
            workspace: Workspace, console: Console | None) -> TrainOutcome:
-    from loopml.train.search import SearchJob, run_search, workers_for
+    from loopml.train.search import SearchJob, workers_for
 
     train_cfg = plan.config.train
     for role in ("train", "validation", "test"):
