@@ -46,7 +46,7 @@ data:
   task: {task}                    # auto | binary | multiclass | regression (inferred: {task})
   sensitive: {listing(sensitive)}              # fairness is reported per group of these
   split:
-    method: auto                  # auto (stratified for classes) | random | stratified | group | time
+    method: auto                  # auto (stratified for classes) | random | group | time
     fractions: [0.7, 0.15, 0.15]  # train, validation, test
     seed: 42
   pii: {{}}                        # column: drop | hash | keep, applied before data is stored

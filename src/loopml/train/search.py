@@ -9,6 +9,7 @@ tuning. Ctrl-C stops the workers and keeps every finished trial.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -271,10 +272,9 @@ def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
 def _poll(storage_path: Path, metric: str, on_progress: Any, done: Any) -> None:
     while not done.wait(0.5):
         if on_progress is not None:
-            try:
+            # A progress display must never stop a search.
+            with contextlib.suppress(Exception):
                 on_progress(summarize(storage_path, metric))
-            except Exception:  # noqa: BLE001 - a progress display must never stop a search
-                pass
 
 
 def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
