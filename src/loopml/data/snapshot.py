@@ -8,10 +8,10 @@ column that mixes numbers and words, a file with a header but no rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from loopml.data import pii
 from loopml.data.hashing import TableHasher
@@ -21,6 +21,7 @@ from loopml.errors import InvalidInput
 if TYPE_CHECKING:
     import pyarrow as pa
 
+T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (rows so far, estimated bytes read so far)
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 MIXED_MIN_SHARE = 0.5  # a text column whose values are mostly numbers is "mixed"
@@ -48,12 +49,14 @@ def write_snapshot(
 
     ``dest`` is left behind only when this returns; on any error it is removed.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from loopml.data.sources import BLOCK_BYTES
 
     schema, batches = read_batches(source)
     check_columns(source, schema)
+    batches = prefetch(batches)  # parse the next block while this one is hashed and written
     writer: pq.ParquetWriter | None = None
     hasher: TableHasher | None = None
     found: list[pii.PiiFinding] = []
@@ -71,7 +74,12 @@ def write_snapshot(
                 check_quoting(source, batch)
             batch = pii.apply(batch, policies, key=pii_key)
             if writer is None:
-                writer = pq.ParquetWriter(dest, batch.schema, compression="zstd")
+                # Dictionary encoding pays off for text and flags; on floats and ids pyarrow
+                # tries it, gives up, and the attempt was half the write time.
+                encoded = [f.name for f in batch.schema
+                           if pa.types.is_string(f.type) or pa.types.is_boolean(f.type)]
+                writer = pq.ParquetWriter(dest, batch.schema, compression="zstd",
+                                          use_dictionary=encoded)
                 hasher = TableHasher(batch.schema)
             elif not batch.schema.equals(writer.schema):
                 raise InvalidInput(
@@ -95,6 +103,48 @@ def write_snapshot(
         raise
     return Snapshot(path=dest, content_hash=hasher.hexdigest(), num_rows=rows,  # type: ignore[union-attr]
                     schema=pq.read_schema(dest), pii_found=found, pii_applied=policies)
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield ``items``, reading up to ``depth`` ahead on a background thread.
+
+    Arrow's CSV parser and Parquet writer release the GIL, so reading block n+1 while
+    block n is hashed and written keeps both cores busy. Errors are re-raised here, in the
+    consumer; when the consumer stops early, the reader thread stops too.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            box.put(("error", exc))
+
+    thread = threading.Thread(target=read, name="loopml-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def normalize(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -18,7 +18,10 @@ from loopml.errors import InvalidInput
 if TYPE_CHECKING:
     import pyarrow as pa
 
-BLOCK_BYTES = 16 << 20  # CSV/JSON block: types are inferred from the first one
+# CSV/JSON block: types are inferred from the first one (tens of thousands of rows).
+# Arrow reads up to 32 blocks ahead, so this also bounds memory: 4 MB keeps a 1 GB
+# ingest under ~400 MB where 16 MB blocks peaked at ~900 MB (bench/RESULTS.md).
+BLOCK_BYTES = 4 << 20
 SQL_BATCH_ROWS = 50_000
 FORMATS = ("csv", "parquet", "jsonl", "sql")
 
