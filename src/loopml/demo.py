@@ -2,39 +2,37 @@
 
 1. data: a credit dataset is ingested as a version (PII hashed, profile, inferred contract),
    a later batch with bad rows is validated against the contract, and the version is split;
-2. train: two real models learn from the train split while every epoch, parameter, figure
-   and model file is tracked, with lineage back to the dataset version;
-3. the runs are listed and compared from the store.
+2. train: a search over linear and boosted models (every trial a nested run), the best one
+   refitted, evaluated on the test split (metrics, curves, fairness by gender, SHAP) and
+   written up as a model card, with lineage back to the dataset version;
+3. the runs are read back from the store.
 Later parts extend this to the whole loop.
 """
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pandas as pd
     from rich.console import Console
 
     from loopml.data import Catalog
-    from loopml.tracking import ActiveRun, TrackingClient
+    from loopml.store.records import RunRecord
 
 SEED = 7
-EPOCHS = 40
 PROJECT = "demo"
 TARGET = "default"
-FEATURES_NUMERIC = ["age", "income", "debt", "years_at_address"]
-FEATURES_CATEGORICAL = ["employment", "city"]
 
 
 def run_demo(directory: Path | None, *, console: Console) -> Path:
     """Run the demo in ``directory`` (default: a new temp folder); return the workspace path."""
+    from loopml.config import ProjectConfig
     from loopml.data import Catalog
     from loopml.data.catalog import workspace_pii_key
     from loopml.tracking import TrackingClient
+    from loopml.train.runner import train_project
     from loopml.views import runs as views
     from loopml.workspace import Workspace
 
@@ -45,36 +43,51 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
     console.rule("[bold]loopml demo")
     console.print(f"workspace: {workspace.home}\nstore:     {client.store.display_url}\n"
                   f"artifacts: {client.artifacts.root}\n")
+    _data_step(catalog, workspace.home, console)
 
-    parts = _data_step(catalog, workspace.home, console)
-    with client.start_run("demo", project=PROJECT, tags={"data": "credit@1"}) as parent:
-        parent.log_params({"dataset": "credit", "rows": sum(len(p) for p in parts.values()),
-                           "seed": SEED, "split": "stratified 70/15/15"})
-        for train in (_train_sgd, _train_boosting):
-            run_id = train(client, parent, parts, console)
-            catalog.log_input(run_id, "credit@1", role="train", project=PROJECT)
-            catalog.log_input(run_id, "credit@1", role="test", project=PROJECT)
-    client.close()
+    console.rule("[bold]2 · train")
+    config = ProjectConfig.model_validate({
+        "project": {"name": PROJECT},
+        "data": {"dataset": "credit", "target": TARGET, "sensitive": ["gender"],
+                 "split": {"method": "stratified", "seed": SEED}},
+        "train": {"candidates": ["linear", "hist_gradient_boosting", "lightgbm", "xgboost"],
+                  "trials": 24, "time_budget_s": 45, "metric": "roc_auc", "seed": SEED},
+    })
+    console.print("searching linear, hist-gradient-boosting, LightGBM and XGBoost models "
+                  "(24 trials or 45 s, 5-fold CV, trials in parallel on every core)")
+    outcome = train_project(config, workspace=workspace, console=console)
 
-    detail = client.run_detail(parent.id)
-    children = [client.run_detail(child) for child in detail.children]
     console.rule("[bold]3 · runs")
-    console.print(views.runs_table([c.run for c in children],
-                                   {c.run.id: c.metrics for c in children}))
-    console.print(views.compare_table(children))
-    best = max(children, key=lambda c: c.metrics["test_auc"].value)
-    views.print_detail(console, best)
+    trials = sorted(client.list_runs(parent_id=outcome.run_id, limit=None),
+                    key=lambda r: r.name)
+    latest = client.store.metrics.latest([r.id for r in trials])
+
+    def cv_score(run: RunRecord) -> float:
+        point = latest.get(run.id, {}).get("roc_auc")
+        return point.value if point is not None else float("-inf")
+
+    ranked = sorted(trials, key=cv_score, reverse=True)[:5]
+    console.print("the five best trials (roc_auc is the cross-validated score):")
+    console.print(views.runs_table(ranked, latest))
+    evaluation = outcome.card["evaluation"]
+    fairness = evaluation["fairness"]["gender"]
     console.print(
-        f"\n[bold]Recorded[/] {len(children)} runs under [cyan]{parent.id[:12]}[/] in "
-        f"{workspace.home}.\nTry:  export LOOPML_HOME={workspace.home}\n"
+        f"\n[bold]Best[/] {outcome.model.candidate}: test ROC-AUC "
+        f"{evaluation['metrics']['roc_auc']:.3f}, threshold {outcome.model.threshold:.2f}; "
+        f"demographic-parity difference by gender "
+        f"{fairness['demographic_parity_difference']:.3f}; top drivers: "
+        + ", ".join(list(evaluation["explanations"]["importance"])[:3])
+    )
+    console.print(
+        f"[bold]Model card:[/] {outcome.card_path}\n"
+        f"Try:  export LOOPML_HOME={workspace.home}\n"
         "      loopml data show credit          # profile, splits, and the runs that used it\n"
-        "      loopml runs list --children\n"
-        f"      loopml runs metric {best.run.id[:8]} train_loss"
+        f"      loopml runs show {outcome.run_id[:8]}        # the training run and its trials"
     )
     return workspace.home
 
 
-def _data_step(catalog: Catalog, home: Path, console: Console) -> dict[str, pd.DataFrame]:
+def _data_step(catalog: Catalog, home: Path, console: Console) -> None:
     from loopml.data import SplitSpec, resolve_source
     from loopml.demo_data import make_credit
     from loopml.views import data as views
@@ -101,102 +114,6 @@ def _data_step(catalog: Catalog, home: Path, console: Console) -> dict[str, pd.D
                                                      against="credit", project=PROJECT))
 
     spec = SplitSpec("stratified", seed=SEED, column=TARGET)
-    parts = catalog.load_split("credit@1", spec, project=PROJECT)
+    record = catalog.split("credit@1", spec, project=PROJECT)
     console.print(f"\nsplit credit@1 stratified by {TARGET!r} (seed {SEED}): "
-                  + ", ".join(f"{k} {len(v):,}" for k, v in parts.items()))
-    return parts
-
-
-def _features(parts: dict[str, pd.DataFrame]) -> tuple:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    encode = ColumnTransformer([
-        ("numeric", StandardScaler(), FEATURES_NUMERIC),
-        ("categorical", OneHotEncoder(handle_unknown="ignore"), FEATURES_CATEGORICAL),
-    ])
-    X_train = encode.fit_transform(parts["train"])
-    X_test = encode.transform(parts["test"])
-    return encode, X_train, parts["train"][TARGET].to_numpy(), X_test, \
-        parts["test"][TARGET].to_numpy()
-
-
-def _train_sgd(client: TrackingClient, parent: ActiveRun, parts: dict[str, pd.DataFrame],
-               console: Console) -> str:
-    import numpy as np
-    from rich.progress import Progress
-    from sklearn.linear_model import SGDClassifier
-    from sklearn.metrics import log_loss, roc_auc_score
-    from sklearn.pipeline import make_pipeline
-
-    console.rule("[bold]2 · train")
-    encode, X_train, y_train, X_test, y_test = _features(parts)
-    params = {"model": "SGDClassifier", "loss": "log_loss", "alpha": 1e-4, "epochs": EPOCHS}
-    with client.start_run("sgd-logistic", project=PROJECT, parent=parent) as run:
-        run.log_params(params)
-        model = SGDClassifier(loss="log_loss", alpha=params["alpha"], random_state=SEED)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("training sgd-logistic", total=EPOCHS)
-            for epoch in range(EPOCHS):
-                model.partial_fit(X_train, y_train, classes=np.array([0, 1]))
-                run.log_metrics({
-                    "train_loss": log_loss(y_train, model.predict_proba(X_train)),
-                    "test_auc": roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]),
-                }, step=epoch)
-                progress.advance(task)
-        _log_evaluation(run, make_pipeline(encode, model), parts)
-    console.print(f"trained sgd-logistic ({run.id[:12]})")
-    return run.id
-
-
-def _train_boosting(client: TrackingClient, parent: ActiveRun, parts: dict[str, pd.DataFrame],
-                    console: Console) -> str:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import log_loss, roc_auc_score
-    from sklearn.pipeline import make_pipeline
-
-    encode, X_train, y_train, X_test, y_test = _features(parts)
-    params = {"model": "HistGradientBoostingClassifier", "max_iter": 150, "learning_rate": 0.05,
-              "max_leaf_nodes": 15}
-    with client.start_run("hist-gradient-boosting", project=PROJECT, parent=parent) as run:
-        run.log_params(params)
-        model = HistGradientBoostingClassifier(
-            max_iter=params["max_iter"], learning_rate=params["learning_rate"],
-            max_leaf_nodes=params["max_leaf_nodes"], early_stopping=False, random_state=SEED,
-        )
-        with console.status("training hist-gradient-boosting"):
-            model.fit(X_train, y_train)
-        stages = zip(model.staged_predict_proba(X_train), model.staged_predict_proba(X_test),
-                     strict=True)
-        for step, (p_train, p_test) in enumerate(stages):
-            run.log_metrics({"train_loss": log_loss(y_train, p_train),
-                             "test_auc": roc_auc_score(y_test, p_test[:, 1])}, step=step)
-        _log_evaluation(run, make_pipeline(encode, model), parts)
-    console.print(f"trained hist-gradient-boosting ({run.id[:12]})")
-    return run.id
-
-
-def _log_evaluation(run: ActiveRun, model: object, parts: dict[str, pd.DataFrame]) -> None:
-    import joblib
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
-
-    test = parts["test"]
-    predicted = model.predict(test)  # type: ignore[attr-defined]
-    proba = model.predict_proba(test)[:, 1]  # type: ignore[attr-defined]
-    run.log_metrics({"test_accuracy": accuracy_score(test[TARGET], predicted),
-                     "test_f1": f1_score(test[TARGET], predicted)})
-    figure, axes = plt.subplots(figsize=(4, 4))
-    ConfusionMatrixDisplay.from_predictions(test[TARGET], predicted, ax=axes, colorbar=False)
-    run.log_artifact(figure, "confusion_matrix.png")
-    plt.close(figure)
-    run.log_artifact(pd.DataFrame({"customer_id": test["customer_id"], "y_true": test[TARGET],
-                                   "y_pred": predicted, "proba": proba}),
-                     "test_predictions.parquet")
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    run.log_artifact(buffer.getvalue(), "model.joblib")
+                  + ", ".join(f"{k} {n:,}" for k, n in record.counts.items()))

@@ -146,6 +146,7 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
 
     from loopml.train.trainers import get_trainer
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=STUDY, storage=_storage(storage_path), direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=8),
