@@ -74,7 +74,7 @@ def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | 
 
 def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Catalog,
            workspace: Workspace, console: Console | None) -> TrainOutcome:
-    from loopml.train.search import SearchJob, workers_for
+    from loopml.train.search import SearchJob, threads_for, workers_for
 
     train_cfg = plan.config.train
     for role in ("train", "validation", "test"):
@@ -93,7 +93,7 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                     search_space={k: dict(v) for k, v in train_cfg.search_space.items()},
                     encoding=plan.config.features.categorical_encoding, seed=train_cfg.seed,
                     workspace=workspace, project=plan.config.project.name,
-                    parent_run_id=run.id)
+                    parent_run_id=run.id, threads_per_trial=threads_for(workers))
     started = time.perf_counter()
     result = _search_with_progress(job, plan, workers, console)
     seconds = time.perf_counter() - started

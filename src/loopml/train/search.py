@@ -172,6 +172,7 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     """Run trials of the shared study until the trial count or the deadline; return how many."""
     import joblib
     import optuna
+    from threadpoolctl import threadpool_limits
 
     from loopml.tracking import TrackingClient
 
@@ -182,6 +183,9 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
         sampler=optuna.samplers.TPESampler(seed=job.seed + worker, n_startup_trials=8),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
     )
+    # Each worker gets its share of the cores: without a limit, every worker's OpenMP and
+    # BLAS pools take all cores and parallel trials run slower than serial ones.
+    limits = threadpool_limits(limits=job.threads_per_trial)
     client = TrackingClient.from_workspace(job.workspace)
     callbacks = []
     if n_trials is not None:
@@ -196,6 +200,7 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
                        gc_after_trial=False)
     finally:
         client.close()
+        limits.restore_original_limits()
     return len(study.trials) - before
 
 
@@ -221,8 +226,14 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
 
 
 def workers_for(n_jobs: int) -> int:
+    """Return how many trial workers ``train.n_jobs`` asks for (-1: one per core)."""
     cores = os.cpu_count() or 1
     return cores if n_jobs == -1 else max(1, min(n_jobs, 64))
+
+
+def threads_for(workers: int) -> int:
+    """Return the threads each worker's models may use, so workers × threads = cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | None,

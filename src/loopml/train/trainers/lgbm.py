@@ -34,7 +34,9 @@ class LightGBM:
         import lightgbm
 
         cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
-        return cls(random_state=seed, n_jobs=n_jobs, verbose=-1, **params)
+        # deterministic + a fixed histogram layout: same data and seed, same model
+        return cls(random_state=seed, n_jobs=n_jobs, verbose=-1, deterministic=True,
+                   force_row_wise=True, **params)
 
 
 def make(name: str) -> LightGBM:
