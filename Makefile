@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-ingest clean
+.PHONY: demo test lint bench bench-ingest bench-train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,20 @@ $(BENCH_STAMP): $(BENCH_VENV)/bin/python pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
 
-# `make bench` runs both benchmarks, tracking then data ingest (a ~1 GB CSV, a few minutes).
+# `make bench` runs every benchmark: tracking, data ingest (a ~1 GB CSV, a few minutes), then
+# train vs FLAML (60 s a side on five datasets, plus the 1-vs-2-worker speed-up: ~15 minutes).
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/tracking.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
+	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
 
 # INGEST_ARGS="--gb 0.05" for a quick run; the generated CSV is kept in bench/out/.
 bench-ingest: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
+
+# TRAIN_ARGS="--budget 10 --skip-speedup" for a quick run; `--datasets NAME ...` picks datasets.
+bench-train: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .loopml build dist

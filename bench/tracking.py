@@ -41,7 +41,7 @@ OUT_FILE = Path(__file__).resolve().parent / "out" / "tracking.json"
 HELP_TARGET_S = 0.3
 MLFLOW_BATCH_LIMIT = 1000
 KEYS_PER_STEP = 10
-RAW_CHUNK = 20_000  # rows per write_batch call: the metric buffer's default batch size
+RAW_CHUNK = 20_000  # rows per write_batch call (the metric buffer's default batch is 50,000)
 
 
 @dataclass
