@@ -127,3 +127,34 @@ def test_source_columns_handles_prefixes():
              "datetime__opened_day_of_week"]
     assert source_columns(names, ["income", "income_ratio", "city", "opened"]) == [
         "income", "income_ratio", "city", "opened"]
+
+
+@pytest.mark.parametrize("candidate", ["lightgbm", "xgboost"])
+def test_multiclass_shap_explains_the_predicted_class(candidate):
+    from sklearn.datasets import load_wine
+    from sklearn.pipeline import Pipeline
+
+    from loopml.train.trainers import get_trainer
+
+    data = load_wine(as_frame=True)
+    frame = data.frame
+    features = FeatureSet(numeric=list(data.feature_names))
+    trainer = get_trainer(candidate)
+    pipeline = Pipeline([
+        ("features", build_preprocessor(features, frame, tree_based=True, task="multiclass")),
+        ("model", trainer.build({"n_estimators": 50}, task="multiclass", seed=0)),
+    ]).fit(frame[features.columns], frame["target"])
+    model = TrainedModel(pipeline, "multiclass", "target", features.columns, [0, 1, 2])
+    contributions, expected = tree_shap(model, frame)
+    transformed = np.asarray(pipeline.named_steps["features"].transform(frame), dtype=float)
+    estimator = pipeline.named_steps["model"]
+    if candidate == "lightgbm":
+        margins = estimator.predict(transformed, raw_score=True)
+    else:
+        import xgboost
+
+        margins = estimator.get_booster().predict(xgboost.DMatrix(transformed),
+                                                  output_margin=True)
+    chosen = margins[np.arange(len(margins)), margins.argmax(axis=1)]
+    np.testing.assert_allclose(contributions.sum(axis=1) + expected, chosen, rtol=1e-4,
+                               atol=1e-4)

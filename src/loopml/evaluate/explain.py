@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 ROWS_SHOWN = 5
 MAX_ROWS = 2000
+PERMUTATION_ROWS = 1000  # permutation importance predicts columns × repeats times
 
 
 def source_columns(transformed_names: list[str], inputs: list[str]) -> list[str]:
@@ -39,8 +40,8 @@ def source_columns(transformed_names: list[str], inputs: list[str]) -> list[str]
 def tree_shap(model: TrainedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     """Return (per-feature contributions, expected values) in transformed-feature space.
 
-    Shapes: (rows, features) and (rows,) for binary and regression; None when the
-    estimator has no native TreeSHAP.
+    Shapes: (rows, features) and (rows,); for multiclass models, the contributions to each
+    row's predicted class. None when the estimator has no native TreeSHAP.
     """
     import numpy as np
 
@@ -59,7 +60,11 @@ def tree_shap(model: TrainedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.
         return None
     contrib = np.asarray(contrib)
     if model.task == "multiclass":
-        return None  # per-class contributions: summarised by permutation importance instead
+        # One block of (features + bias) per class; explain each row's predicted class.
+        classes = len(model.classes)
+        blocks = contrib.reshape(len(contrib), classes, -1)
+        chosen = blocks[np.arange(len(blocks)), blocks.sum(axis=2).argmax(axis=1)]
+        return chosen[:, :-1], chosen[:, -1]
     return contrib[:, :-1], contrib[:, -1]
 
 
@@ -97,7 +102,9 @@ def explain(model: TrainedModel, frame: pd.DataFrame, y_encoded: np.ndarray, *, 
         rows = [{"expected_value": float(expected[i]),
                  "contributions": {c: float(by_column[c][i]) for c in model.input_columns}}
                 for i in range(min(ROWS_SHOWN, len(sample)))]
-        return {"method": "tree_shap", "unit": "raw model output (log-odds for classes)",
+        unit = "raw model output (log-odds of the predicted class)" if model.task == \
+            "multiclass" else "raw model output (log-odds for classes)"
+        return {"method": "tree_shap", "unit": unit,
                 "importance": _sorted(importance), "rows": rows}
     return _permutation(model, sample, frame, y_encoded, metric=metric, seed=seed)
 
@@ -109,6 +116,8 @@ def _permutation(model: TrainedModel, sample: pd.DataFrame, frame: pd.DataFrame,
     from loopml.train.scoring import needs_proba, score
     from loopml.train.task import DIRECTION
 
+    if len(sample) > PERMUTATION_ROWS:
+        sample = sample.sample(PERMUTATION_ROWS, random_state=seed)
     index = frame.index.get_indexer(sample.index)
     target = y_encoded[index]
     labels = list(range(len(model.classes))) if model.classes else None
@@ -123,7 +132,7 @@ def _permutation(model: TrainedModel, sample: pd.DataFrame, frame: pd.DataFrame,
         return DIRECTION[metric] * score(metric, y, predicted, proba, labels=labels)
 
     result = permutation_importance(model.pipeline, sample[model.input_columns], target,
-                                    scoring=scorer, n_repeats=5, random_state=seed, n_jobs=1)
+                                    scoring=scorer, n_repeats=3, random_state=seed, n_jobs=1)
     importance = {c: float(v) for c, v in zip(model.input_columns, result.importances_mean,
                                               strict=True)}
     return {"method": "permutation", "unit": f"drop in {metric} when the column is shuffled",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,7 +165,7 @@ def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
                                 plan.encode(train[plan.target]))
         proba = pipeline.predict_proba(valid[plan.features.columns])[:, 1]
         threshold, _ = choose_threshold(plan.encode(valid[plan.target]), proba, plan.metric)
-    pipeline = fit_pipeline(job, candidate, params, plan.X, plan.y)
+    pipeline = fit_pipeline(job, candidate, params, plan.X, plan.y, n_jobs=os.cpu_count() or 1)
     return TrainedModel(pipeline=pipeline, task=plan.task, target=plan.target,
                         input_columns=plan.features.columns, classes=plan.classes,
                         threshold=threshold, candidate=candidate, params=params)

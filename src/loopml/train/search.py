@@ -106,7 +106,8 @@ def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     return candidate, params
 
 
-def _objective(job: SearchJob, client: Any) -> Callable[[optuna.Trial], float]:
+def _objective(job: SearchJob, client: Any, deadline: float | None = None
+               ) -> Callable[[optuna.Trial], float]:
     import numpy as np
     import optuna
 
@@ -127,8 +128,9 @@ def _objective(job: SearchJob, client: Any) -> Callable[[optuna.Trial], float]:
                                              job.y[valid_rows]))
                 run.log_metric(f"fold_{job.metric}", scores[-1], step=index)
                 trial.report(sign * float(np.mean(scores)), index)
-                if index + 1 < len(job.folds) and trial.should_prune():
-                    pruned = True
+                out_of_time = deadline is not None and time.time() > deadline
+                if index + 1 < len(job.folds) and (out_of_time or trial.should_prune()):
+                    pruned = True  # a trial never runs far past the budget
                     break
             value = float(np.mean(scores))
             run.log_metrics({job.metric: value, "fit_seconds": time.perf_counter() - started})
@@ -167,9 +169,27 @@ def _storage(path: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that caps OpenMP and BLAS pools, read when those libraries load.
+
+    >>> thread_env(1)["OMP_NUM_THREADS"]
+    '1'
+    """
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
 def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline: float | None,
-               worker: int) -> int:
-    """Run trials of the shared study until the trial count or the deadline; return how many."""
+               worker: int, threads: int | None = None) -> int:
+    """Run trials of the shared study until the trial count or the deadline; return how many.
+
+    ``threads`` caps this process's OpenMP/BLAS pools; it is only given in worker
+    processes, where it is set before numpy and scikit-learn load their thread pools.
+    """
+    if threads is not None:
+        os.environ.update(thread_env(threads))
     import joblib
     import optuna
     from threadpoolctl import threadpool_limits
@@ -184,8 +204,9 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
     )
     # Each worker gets its share of the cores: without a limit, every worker's OpenMP and
-    # BLAS pools take all cores and parallel trials run slower than serial ones.
-    limits = threadpool_limits(limits=job.threads_per_trial)
+    # BLAS pools take all cores and parallel trials run slower than serial ones. The
+    # environment covers pools not loaded yet; threadpoolctl the ones already loaded.
+    limits = threadpool_limits(limits=threads) if threads is not None else None
     client = TrackingClient.from_workspace(job.workspace)
     callbacks = []
     if n_trials is not None:
@@ -195,12 +216,13 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.trials)
     try:
-        study.optimize(_objective(job, client), n_trials=n_trials, timeout=timeout,
+        study.optimize(_objective(job, client, deadline), n_trials=n_trials, timeout=timeout,
                        callbacks=callbacks, catch=(ValueError, ArithmeticError),
                        gc_after_trial=False)
     finally:
         client.close()
-        limits.restore_original_limits()
+        if limits is not None:
+            limits.restore_original_limits()
     return len(study.trials) - before
 
 
@@ -295,8 +317,10 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
+    threads = threads_for(workers)
     processes = [context.Process(target=run_worker, name=f"loopml-trial-worker-{i}",
-                                 args=(str(job_path), str(storage_path), trials, deadline, i),
+                                 args=(str(job_path), str(storage_path), trials, deadline, i,
+                                       threads),
                                  daemon=True)
                  for i in range(workers)]
     for process in processes:
@@ -329,8 +353,9 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
         ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get(
             "RAY_ADDRESS") else workers, include_dashboard=False, log_to_driver=False,
             ignore_reinit_error=True)
-    remote = ray.remote(num_cpus=1)(run_worker)
-    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i)
+    threads = threads_for(workers)
+    remote = ray.remote(num_cpus=1, runtime_env={"env_vars": thread_env(threads)})(run_worker)
+    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i, threads)
                for i in range(workers)]
     try:
         while pending:
