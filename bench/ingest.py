@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from common import machine, versions  # bench/common.py, beside this script
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 OUT_FILE = OUT_DIR / "ingest.json"
@@ -372,36 +373,6 @@ def run_child(args: list[str]) -> dict:
 
 # -- report ----------------------------------------------------------------------------------
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("loopml", "pandas", "pyarrow", "duckdb", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _machine() -> dict[str, object]:
-    model = platform.processor() or "unknown"
-    memory_gb = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / (1 << 20), 1)
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "system": platform.platform(),
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
-
-
 def _summary(runs: list[dict], rows: int, file_bytes: int) -> dict[str, float]:
     wall = statistics.median(r["wall_s"] for r in runs)
     peak = max(r["peak_rss_mb"] for r in runs)
@@ -537,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, "bench: duckdb is not installed in this environment; loopml.data needs "
                        "it to profile (pip install duckdb)\n")
 
-    machine = _machine()  # load average before the run: other work skews every figure
+    where = machine()  # load average before the run: other work skews every figure
     csv, data, reused = ensure_csv(args.gb, args.seed, args.data_dir)
     file_bytes = data["bytes"]
     print(f"data: {csv} ({file_bytes / MB:,.0f} MB, {data['rows']:,} rows, "
@@ -570,8 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
-        "machine": machine,
-        "versions": _versions(),
+        "machine": where,
+        "versions": versions("loopml", "pandas", "pyarrow", "duckdb", "numpy"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                  if k not in ("child", "csv", "result", "workspace", "cprofile_out")},
         "data": {"path": str(csv), "rows": data["rows"], "bytes": file_bytes,

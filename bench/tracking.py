@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from common import machine, versions  # bench/common.py, beside this script
 
 OUT_FILE = Path(__file__).resolve().parent / "out" / "tracking.json"
 HELP_TARGET_S = 0.3
@@ -313,36 +314,6 @@ def start_rows(repeat: int, import_repeat: int, tiny_repeat: int) -> tuple[list[
 
 # -- report ----------------------------------------------------------------------------------
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("loopml", "mlflow", "sqlalchemy", "alembic"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    import sqlite3
-
-    out["sqlite"] = sqlite3.sqlite_version
-    return out
-
-
-def _machine() -> dict[str, object]:
-    import os
-
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "system": platform.platform(),
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
-
-
 def _relative(path: str) -> str:
     import os
 
@@ -410,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, "bench: MLflow is not installed here; run `make bench`, which installs "
                        "it into .venv-bench\n")
 
-    machine = _machine()  # load average before the run: other work skews every figure
+    where = machine()  # load average before the run: other work skews every figure
     print("measuring throughput:", file=sys.stderr)
     rows = [
         Row("log_metric, one call a point (flush included)", "points/s",
@@ -452,8 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([_relative(sys.executable), *sys.argv]),
-        "machine": machine,
-        "versions": _versions(),
+        "machine": where,
+        "versions": versions("loopml", "mlflow", "sqlalchemy", "alembic"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "python_startup_s": bare,
         "targets": {"loopml_help_s": HELP_TARGET_S, "loopml_help_met": met},

@@ -40,7 +40,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from common import machine, versions  # bench/common.py, beside this script
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 OUT_FILE = OUT_DIR / "train.json"
@@ -405,37 +406,6 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, A
 
 # -- report ----------------------------------------------------------------------------------
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("loopml", "flaml", "lightgbm", "xgboost-cpu", "xgboost", "optuna",
-                 "scikit-learn", "statsmodels", "pandas", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _machine() -> dict[str, object]:
-    model = platform.processor() or "unknown"
-    memory_gb = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / (1 << 20), 1)
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "system": platform.platform(),
-            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
-
-
 def _fmt(metric: str, value: float) -> str:
     return f"{value:.4f}" if metric != "rmse" else f"{value:.2f}"
 
@@ -582,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"bench: {exc.name} is not installed here; run `make bench-train` or "
                        "pip install -e '.[bench]'\n")
 
-    machine = _machine()
+    where = machine()
     started = time.perf_counter()
     quality = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -615,9 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
-        "machine": machine,
+        "machine": where,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "versions": _versions(),
+        "versions": versions("loopml", "flaml", "lightgbm", "xgboost-cpu", "xgboost", "optuna",
+                    "scikit-learn", "statsmodels", "pandas", "numpy"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                  if k not in ("child", "dataset", "csv", "workspace", "loopml_result",
                               "n_jobs", "trials", "result")},
