@@ -14,6 +14,7 @@ and exits with code 2; the server maps the classes to HTTP codes. Nothing below
     └── StoreError          the metadata or artifact store cannot do what was asked
         ├── StoreUnavailable       the store URI cannot be opened
         ├── SchemaMismatch         the workspace schema is older or newer than this loopml
+        ├── ConstraintError        a write broke a constraint (e.g. its run was deleted)
         └── ArtifactCorrupted      stored bytes do not match their sha256 address
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "ArtifactCorrupted",
+    "ConstraintError",
     "ContractViolation",
     "GateFailed",
     "InvalidInput",
@@ -67,6 +69,10 @@ class StoreUnavailable(StoreError):
 
 class SchemaMismatch(StoreError):
     """The workspace was written by an older or newer schema than this loopml knows."""
+
+
+class ConstraintError(StoreError):
+    """A write broke a database constraint: retrying the same write cannot succeed."""
 
 
 class ArtifactCorrupted(StoreError):

@@ -165,3 +165,16 @@ def test_lineage_records_which_runs_used_a_version(catalog, credit_csv, client):
     assert [(v.ref, role) for v, role in catalog.store.datasets.inputs_of(run.id)] == [
         ("credit@1", "train")
     ]
+
+
+def test_codes_that_end_in_digits_are_text_not_mixed(catalog, tmp_path):
+    path = write(tmp_path, "sku.csv", "sku,n\nSKU1,1\nSKU2,2\nSKU3,3\nother,4\n")
+    version = catalog.add(resolve_source(path), name="sku").version
+    assert version.schema[0] == {"name": "sku", "type": "string"}
+
+
+@pytest.mark.parametrize("name", ["sales/2024", "../x", "", "a b", "-x"])
+def test_dataset_names_are_checked_before_any_work(catalog, credit_csv, name):
+    with pytest.raises(InvalidInput, match="dataset name"):
+        catalog.add(resolve_source(credit_csv), name=name)
+    assert _blobs(catalog) == []

@@ -213,3 +213,39 @@ def test_start_run_uses_the_workspace_from_the_environment(workspace_env):
     assert client.get_run(run.id).status == "FINISHED"
     assert (workspace_env / "loopml.db").is_file()
     assert (workspace_env / "artifacts" / "objects").is_dir()
+
+
+def test_a_run_deleted_while_buffered_does_not_block_other_runs(store, artifacts):
+    from loopml.tracking import TrackingClient
+
+    client = TrackingClient(store, artifacts, batch_size=10_000, flush_interval_s=60)
+    doomed = client.start_run("doomed", project="p")
+    kept = client.start_run("kept", project="p")
+    doomed.log_metric("m", 1.0)
+    kept.log_metric("m", 2.0)
+    store.runs.delete(doomed.id)  # e.g. `loopml runs delete` from another shell
+    with pytest.warns(RuntimeWarning, match="dropped 1 metric points"):
+        kept.end()
+    assert store.metrics.count(kept.id) == 1
+    later = client.start_run("later", project="p")
+    later.log_metric("m", 3.0)
+    later.end()
+    assert store.metrics.count(later.id) == 1
+    client.close()
+
+
+def test_steps_and_timestamps_must_fit_64_bits(client):
+    with client.start_run("r", project="p") as run:
+        with pytest.raises(InvalidInput, match="between 0 and 2\\*\\*63"):
+            run.log_metric("m", 1.0, step=2**63)
+        with pytest.raises(InvalidInput, match="timestamp_ms"):
+            run.log_metric("m", 1.0, timestamp_ms=1.5)
+
+
+def test_writes_to_a_deleted_run_are_loopml_errors(client):
+    from loopml.errors import ConstraintError
+
+    run = client.start_run("r", project="p")
+    client.delete_run(run.id)
+    with pytest.raises(ConstraintError, match="refused a write"):
+        run.log_params({"a": 1})

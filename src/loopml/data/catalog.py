@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Mapping
@@ -35,6 +36,21 @@ class AddResult:
     created: bool
     pii_found: list[PiiFinding] = field(default_factory=list)
     contract_created: bool = False
+
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_dataset_name(name: object) -> str:
+    """Return ``name`` if it is a usable dataset name: letters, digits, '.', '_', '-'.
+
+    >>> check_dataset_name("credit-2024")
+    'credit-2024'
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.fullmatch(name):
+        raise InvalidInput(f"dataset name {name!r} is not allowed: use letters, digits, '.', "
+                           "'_' and '-' (at most 128, starting with a letter or digit)")
+    return name
 
 
 def workspace_pii_key(workspace: Workspace) -> bytes:
@@ -93,6 +109,7 @@ class Catalog:
         from loopml.data.profile import profile_parquet
         from loopml.data.snapshot import write_snapshot
 
+        check_dataset_name(name)
         with tempfile.TemporaryDirectory(prefix="loopml-ingest-") as tmp:
             snap = write_snapshot(source, Path(tmp, "snapshot.parquet"), pii_policies=pii,
                                   pii_key=self.pii_key, progress=progress)

@@ -210,7 +210,7 @@ def check_text(source: Source, batch: pa.RecordBatch) -> None:
         values = column.drop_null()
         if len(values) == 0:
             continue
-        numeric = pc.match_substring_regex(values, _NUMBER.pattern + "$")
+        numeric = pc.match_substring_regex(values, "^" + _NUMBER.pattern + "$")
         share = pc.sum(pc.cast(numeric, pa.int64())).as_py() / len(values)
         if MIXED_MIN_SHARE <= share < 1:
             examples = sorted(set(values.filter(pc.invert(numeric)).slice(0, 200).to_pylist()))

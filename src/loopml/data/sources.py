@@ -220,7 +220,7 @@ def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             conn.close()
             engine.dispose()
 
-    return schema, batches()
+    return schema, _guard(source, batches())
 
 
 def _rows_to_batch(columns: list[str], rows: list, schema: pa.Schema | None = None

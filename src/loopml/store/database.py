@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from loopml.errors import StoreUnavailable
+from loopml.errors import ConstraintError, StoreError, StoreUnavailable
 from loopml.store import migrate
 from loopml.store.engine import backend_of, get_engine
 
@@ -89,16 +89,39 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Yield a connection in a read transaction."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DBAPIError as exc:
+            raise self._translate(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """Yield a connection in a write transaction, committed when the block ends."""
-        with self.engine.connect() as conn:
-            conn.execution_options(loopml_write=True)
-            with conn.begin():
-                yield conn
+        """Yield a connection in a write transaction, committed when the block ends.
+
+        Driver errors leave as loopml errors: a broken constraint as ConstraintError,
+        anything else (a lock held too long, a lost connection) as StoreError.
+        """
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(loopml_write=True)
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> StoreError:
+        from sqlalchemy.exc import IntegrityError
+
+        detail = _first_line(getattr(exc, "orig", None) or exc)
+        if isinstance(exc, IntegrityError):
+            return ConstraintError(f"store {self.display_url} refused a write: {detail} "
+                                   "(was the run or dataset deleted meanwhile?)")
+        return StoreError(f"store {self.display_url} failed: {detail}")
 
     @cached_property
     def runs(self) -> Runs:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 
-from loopml.errors import StoreError
+from loopml.errors import ConstraintError, StoreError
 from loopml.store.metrics import PointRow
 
 WriteBatch = Callable[[Sequence[PointRow]], None]
@@ -85,7 +86,7 @@ class MetricBuffer:
             done, chunk = 0, self.batch_size * 2
             try:
                 while done < len(rows):
-                    self._write_batch(rows[done:done + chunk])
+                    self._write_chunk(rows[done:done + chunk])
                     done = min(done + chunk, len(rows))
             except BaseException as exc:
                 with self._lock:
@@ -98,6 +99,28 @@ class MetricBuffer:
                 raise
             self.last_error = None
             return len(rows)
+
+    def _write_chunk(self, rows: Sequence[PointRow]) -> None:
+        """Write rows; if a constraint fails, write run by run and drop the runs that fail.
+
+        A run deleted while its points were buffered would otherwise block every later
+        flush of every run. The dropped points are reported in ``last_error``.
+        """
+        try:
+            self._write_batch(rows)
+            return
+        except ConstraintError:
+            pass
+        by_run: dict[str, list[PointRow]] = {}
+        for row in rows:
+            by_run.setdefault(row[0], []).append(row)
+        for run_id, points in by_run.items():
+            try:
+                self._write_batch(points)
+            except ConstraintError as exc:
+                self.last_error = exc
+                warnings.warn(f"dropped {len(points)} metric points of run {run_id[:12]}: "
+                              f"{exc}", RuntimeWarning, stacklevel=2)
 
     def close(self) -> None:
         """Stop the background writer and flush what is left."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from loopml.tracking.client import TrackingClient
 
 _ERROR_LIMIT = 4000
+_MAX_STEP = 2**63  # steps and timestamps are stored as 64-bit integers
 
 
 class ActiveRun:
@@ -81,15 +82,20 @@ class ActiveRun:
             value = _as_float(key, value)
         if step is None:
             step = self._next_step.get(key, 0)
-        elif type(step) is not int or step < 0:  # type: ignore[operator]
+        elif type(step) is not int or not 0 <= step < _MAX_STEP:  # type: ignore[operator]
             step = _as_step(key, step)
         self._next_step[key] = step + 1  # type: ignore[operator]
+        if timestamp_ms is None:
+            timestamp_ms = time.time_ns() // 1_000_000
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms < _MAX_STEP:
+            raise InvalidInput(f"timestamp_ms of metric {key!r} must be whole milliseconds "
+                               f"since 1970, got {timestamp_ms!r}")
         return (
             self.id,
             key,
             step,  # type: ignore[return-value]
             None if value != value else value,  # NaN is stored as NULL
-            timestamp_ms if timestamp_ms is not None else time.time_ns() // 1_000_000,
+            timestamp_ms,
         )
 
     def log_artifact(self, obj: object, name: str | None = None) -> list[ArtifactRecord]:
@@ -170,6 +176,7 @@ def _as_step(key: str, step: object) -> int:
         raise InvalidInput(
             f"step of metric {key!r} must be a whole number, got {step!r}"
         ) from None
-    if result < 0:
-        raise InvalidInput(f"step of metric {key!r} must be >= 0, got {result}")
+    if not 0 <= result < _MAX_STEP:
+        raise InvalidInput(f"step of metric {key!r} must be between 0 and 2**63 - 1, got "
+                           f"{result}")
     return result
