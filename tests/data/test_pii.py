@@ -87,3 +87,20 @@ def test_unknown_policy_or_column_is_a_clear_error(catalog, planted, tmp_path):
         catalog.add(resolve_source(path), name="people", pii={"contact": "mask"})
     with pytest.raises(InvalidInput, match="names column 'mail', which the data does not have"):
         catalog.add(resolve_source(path), name="people", pii={"mail": "drop"})
+
+
+def test_pii_key_file_is_created_once_and_hashing_needs_a_key(tmp_path, planted):
+    from loopml.data import Catalog
+    from loopml.data.catalog import workspace_pii_key
+    from loopml.errors import InvalidInput
+    from loopml.workspace import Workspace
+
+    workspace = Workspace.from_env(tmp_path / "ws", env={})
+    first = workspace_pii_key(workspace)
+    assert len(first) == 64 and workspace_pii_key(workspace) == first
+    assert oct((tmp_path / "ws" / "pii.key").stat().st_mode & 0o777) == "0o600"
+    store, artifacts = workspace.open()
+    path = tmp_path / "people.csv"
+    planted.to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match="needs a secret key"):
+        Catalog(store, artifacts).add(resolve_source(path), name="p", pii={"contact": "hash"})

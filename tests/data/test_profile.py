@@ -81,3 +81,11 @@ def test_datetime_range_and_histogram(frame, profile):
     stats = profile["columns"]["when"]
     assert stats["min"] == str(frame["when"].min()) and stats["max"] == str(frame["when"].max())
     assert sum(stats["histogram"]["counts"]) == len(frame)
+
+
+def test_infinities_count_as_missing_not_as_a_crash(tmp_path):
+    path = tmp_path / "inf.parquet"
+    table = pa.table({"x": [1.0, 2.0, float("inf"), float("-inf"), float("nan")]})
+    pq.write_table(table, path)
+    stats = profile_parquet(path, table.schema)["columns"]["x"]
+    assert (stats["count"], stats["missing"], stats["min"], stats["max"]) == (2, 3, 1.0, 2.0)

@@ -72,3 +72,17 @@ def test_preprocessing_takes_raw_rows_with_missing_unknown_and_dates():
         assert np.isfinite(np.asarray(pre.transform(unseen), dtype=float)).all()
     scaled = build_preprocessor(features, frame, tree_based=False).fit_transform(frame, y)
     assert abs(float(np.asarray(scaled)[:, 0].mean())) < 1e-9  # linear models get scaling
+
+
+def test_a_fold_without_a_rare_class_still_scores_every_class():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from loopml.train.search import full_proba
+
+    X = pd.DataFrame({"x": np.arange(30, dtype=float)})
+    y_fold = np.array([0] * 15 + [2] * 15)  # class 1 missing from this fold
+    pipeline = make_pipeline(LogisticRegression()).fit(X, y_fold)
+    proba = full_proba(pipeline, X, 3)
+    assert proba.shape == (30, 3) and np.allclose(proba[:, 1], 0.0)
+    assert np.allclose(proba.sum(axis=1), 1.0)

@@ -66,15 +66,25 @@ def workspace_pii_key(workspace: Workspace) -> bytes:
     path = workspace.home / "pii.key"
     if not path.exists():
         workspace.home.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
+        # Written whole to a temp file, then linked into place: a reader never sees a
+        # half-written key, and of two processes racing, both end up with the winner's.
+        tmp = path.with_name(f".pii.key.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_hex(32).encode())
             handle.flush()
             os.fsync(handle.fileno())
-    return path.read_bytes()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_bytes().strip()
+    if len(key) < 16:
+        raise InvalidInput(f"{path} holds no usable PII key (under 16 bytes); delete it to make "
+                           "a new one, or set LOOPML_PII_KEY")
+    return key
 
 
 class Catalog:

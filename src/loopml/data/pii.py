@@ -139,6 +139,9 @@ def apply(batch: pa.RecordBatch, policies: Mapping[str, str], *, key: bytes) -> 
 
     if not any(p != "keep" for p in policies.values()):
         return batch
+    if "hash" in policies.values() and not key:
+        raise InvalidInput("hashing PII needs a secret key (LOOPML_PII_KEY or the workspace's "
+                           "pii.key); without one, hashed values could be reversed")
     names, arrays = [], []
     for field, column in zip(batch.schema, batch.columns, strict=True):
         policy = policies.get(field.name, "keep")

@@ -88,8 +88,8 @@ def profile_parquet(path: Path, schema: pa.Schema) -> dict[str, Any]:
 def _value(name: str, arrow_type: pa.DataType) -> str:
     import pyarrow as pa
 
-    if pa.types.is_floating(arrow_type):  # NaN counts as missing, as in pandas
-        return f"CASE WHEN isnan({quote(name)}) THEN NULL ELSE {quote(name)} END"
+    if pa.types.is_floating(arrow_type):  # NaN (as in pandas) and ±inf count as missing
+        return f"CASE WHEN isfinite({quote(name)}) THEN {quote(name)} ELSE NULL END"
     return quote(name)
 
 

@@ -7,6 +7,7 @@ string column. Checks run in DuckDB over a temporary Parquet copy.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,6 +126,15 @@ def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract,
     return out
 
 
+def _literal(value: float) -> str:
+    """Return a number as a DuckDB literal, infinities included.
+
+    >>> _literal(3), _literal(float("inf"))
+    ('3', "'inf'::DOUBLE")
+    """
+    return repr(value) if math.isfinite(value) else f"'{value!r}'::DOUBLE"
+
+
 def _count_and_examples(con: duckdb.DuckDBPyConnection, value: str, condition: str
                         ) -> tuple[int, list[str]]:
     count = con.execute(f"SELECT count(*) FROM t WHERE {condition}").fetchone()[0]
@@ -167,9 +177,11 @@ def _check_column(con: duckdb.DuckDBPyConnection, name: str, rule: ColumnRule
         report("nullable", f"{col} IS NULL OR trim({text}) = ''", "missing values in a column "
                "the contract says is never missing")
     if rule.min is not None:
-        report("min", f"{number} < {rule.min!r}", f"values below the minimum {rule.min:g}")
+        report("min", f"{number} < {_literal(rule.min)}", f"values below the minimum "
+               f"{rule.min:g}")
     if rule.max is not None:
-        report("max", f"{number} > {rule.max!r}", f"values above the maximum {rule.max:g}")
+        report("max", f"{number} > {_literal(rule.max)}", f"values above the maximum "
+               f"{rule.max:g}")
     if rule.allowed is not None:
         listed = ", ".join("'" + v.replace("'", "''") + "'" for v in rule.allowed)
         report("allowed", f"{present} AND {text} NOT IN ({listed})",

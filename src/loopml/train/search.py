@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,11 +87,25 @@ def fit_pipeline(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.D
 def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
     from loopml.train.scoring import needs_proba, score
 
-    proba = pipeline.predict_proba(X) if job.task != "regression" and (
-        needs_proba(job.metric)) else None
-    predicted = pipeline.predict(X) if proba is None or job.task == "regression" else \
-        proba.argmax(axis=1)
-    return score(job.metric, y, predicted, proba, labels=job.labels)
+    if job.task == "regression":
+        return score(job.metric, y, pipeline.predict(X), None, labels=job.labels)
+    proba = full_proba(pipeline, X, len(job.labels))
+    predicted = proba.argmax(axis=1)
+    return score(job.metric, y, predicted, proba if needs_proba(job.metric) else None,
+                 labels=job.labels)
+
+
+def full_proba(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
+    """Return probabilities with a column for every class, even one a fold never saw."""
+    import numpy as np
+
+    proba = pipeline.predict_proba(X)
+    seen = np.asarray(pipeline.classes_, dtype=int)
+    if proba.shape[1] == classes and (seen == np.arange(classes)).all():
+        return proba
+    out = np.zeros((len(proba), classes))
+    out[:, seen] = proba
+    return out
 
 
 def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
@@ -338,10 +353,18 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
             raise LoopmlError(f"search workers failed (exit codes {failed}) before finishing "
                               "a trial; run with train.n_jobs: 1 to see the error")
     except KeyboardInterrupt:
+        # Let the workers stop as after Ctrl-C themselves (their trial runs end KILLED, their
+        # metrics flushed); only those that do not stop in time are terminated.
         for process in processes:
-            process.terminate()
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGINT)
         for process in processes:
             process.join(timeout=10)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
         raise
 
 
@@ -359,7 +382,15 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
                for i in range(workers)]
     try:
         while pending:
-            _, pending = ray.wait(pending, timeout=0.5)
+            done, pending = ray.wait(pending, timeout=0.5)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    from loopml.errors import LoopmlError
+
+                    raise LoopmlError(f"a Ray search worker failed: "
+                                      f"{str(exc).strip().splitlines()[-1]}") from exc
             if on_progress is not None:
                 on_progress(summarize(storage_path, metric))
     except KeyboardInterrupt:
