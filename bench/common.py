@@ -37,3 +37,12 @@ def versions(*packages: str) -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def write_report(path: Path, report: dict[str, object]) -> None:
+    """Write the machine-readable results next to the printed table."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"wrote {path}")

@@ -44,7 +44,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import machine, versions  # bench/common.py, beside this script
+from common import machine, versions, write_report  # bench/common.py, beside this script
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 OUT_FILE = OUT_DIR / "ingest.json"
@@ -566,9 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "pandas_runs": pandas_runs,
     }
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

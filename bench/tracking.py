@@ -23,7 +23,6 @@ printed as a table and written to ``bench/out/tracking.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import machine, versions  # bench/common.py, beside this script
+from common import machine, versions, write_report  # bench/common.py, beside this script
 
 OUT_FILE = Path(__file__).resolve().parent / "out" / "tracking.json"
 HELP_TARGET_S = 0.3
@@ -430,9 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"loopml_help_s": HELP_TARGET_S, "loopml_help_met": met},
         "results": [{**asdict(row), "speedup": row.speedup} for row in rows],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 

@@ -227,8 +227,12 @@ class Catalog:
         return validate(source, contract or self.contract(against, project=project))
 
     # -- splits and lineage ----------------------------------------------------------------
-    def split(self, ref: str, spec: SplitSpec, *, project: str | None = None) -> SplitRecord:
-        """Split a version reproducibly and record the split with it."""
+    def split(self, ref: str, spec: SplitSpec, *, project: str | None = None,
+              frame: pd.DataFrame | None = None) -> SplitRecord:
+        """Split a version reproducibly and record the split with it.
+
+        ``frame`` is the version's data when the caller has it loaded already.
+        """
         import io
 
         import pyarrow as pa
@@ -238,8 +242,9 @@ class Catalog:
 
         version = self.get(ref, project=project)
         spec.check([c["name"] for c in version.schema])
-        frame = self.load(version)[[spec.column]] if spec.column else None
-        labels = assign(frame, version.num_rows, spec)
+        if spec.column and frame is None:
+            frame = self.load(version)
+        labels = assign(frame[[spec.column]] if spec.column else None, version.num_rows, spec)
         buffer = io.BytesIO()
         pq.write_table(pa.table({"split": labels}), buffer)
         blob = self.artifacts.put_bytes(buffer.getvalue())
@@ -248,9 +253,12 @@ class Catalog:
             assignment_sha256=blob.sha256,
         )
 
-    def load_split(self, ref: str, spec: SplitSpec, *, project: str | None = None
-                   ) -> dict[str, pd.DataFrame]:
-        """Return {train, validation, test} frames of a version (splitting it if needed)."""
+    def load_split(self, ref: str, spec: SplitSpec, *, project: str | None = None,
+                   frame: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+        """Return {train, validation, test} frames of a version (splitting it if needed).
+
+        The snapshot is read once; pass ``frame`` if it is loaded already.
+        """
         import io
 
         import pyarrow.parquet as pq
@@ -258,11 +266,11 @@ class Catalog:
         from loopml.data.splits import NAMES
 
         version = self.get(ref, project=project)
+        frame = self.load(version) if frame is None else frame
         recorded = {s.spec_key: s for s in self.store.datasets.splits(version.id)}
-        record = recorded.get(spec.key()) or self.split(ref, spec, project=project)
+        record = recorded.get(spec.key()) or self.split(ref, spec, project=project, frame=frame)
         labels = pq.read_table(io.BytesIO(
             self.artifacts.get_bytes(record.assignment_sha256))).column("split").to_numpy()
-        frame = self.load(version)
         return {name: frame[labels == i].reset_index(drop=True) for i, name in enumerate(NAMES)}
 
     def log_input(self, run_id: str, ref: str, *, role: str = "train",

@@ -97,7 +97,7 @@ def make_plan(config: ProjectConfig, catalog: Catalog) -> TrainPlan:
     split = SplitSpec(method=method, fractions=split_cfg.fractions, seed=split_cfg.seed,
                       column=split_cfg.column or (data.target if method == "stratified"
                                                   else None))
-    parts = catalog.load_split(version.ref, split, project=config.project.name)
+    parts = catalog.load_split(version.ref, split, project=config.project.name, frame=frame)
     if min(len(parts["train"]), len(parts["test"])) < 10:
         raise InvalidInput(f"{version.ref} has too few rows for a train/test split "
                            f"({ {k: len(v) for k, v in parts.items()} })")

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from loopml.workspace import Workspace
 
 STUDY = "loopml"
+# The progress display re-reads the whole study; once a second costs ~2% of a search.
+POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,7 @@ def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
 
 
 def _poll(storage_path: Path, metric: str, on_progress: Any, done: Any) -> None:
-    while not done.wait(0.5):
+    while not done.wait(POLL_S):
         if on_progress is not None:
             # A progress display must never stop a search.
             with contextlib.suppress(Exception):
@@ -345,7 +347,7 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
             if on_progress is not None:
                 on_progress(summarize(storage_path, metric))
             for process in processes:
-                process.join(timeout=0.5 / workers)
+                process.join(timeout=POLL_S / workers)
         failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
         if failed and summarize(storage_path, metric).best_candidate is None:
             from loopml.errors import LoopmlError
@@ -382,7 +384,7 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
                for i in range(workers)]
     try:
         while pending:
-            done, pending = ray.wait(pending, timeout=0.5)
+            done, pending = ray.wait(pending, timeout=POLL_S)
             for ref in done:
                 try:
                     ray.get(ref)
