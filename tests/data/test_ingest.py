@@ -102,7 +102,7 @@ def test_jsonl_parquet_folder_and_sql_sources(catalog, credit_frame, tmp_path):
     ("name", "content", "match"),
     [
         ("ragged.csv", "a,b\n1,2\n3,4,5\n", "Expected 2 columns, got 3"),
-        ("quoting.csv", 'a,b\n1,"unterminated\n2,3\n', "spans several lines"),
+        ("quoting.csv", 'a,b\n1,"unterminated\n2,3\n', "unterminated quote"),
         ("empty.csv", "", "the file is empty"),
         ("header.csv", "a,b,c\n", "a header but no rows"),
         ("mixed.csv", "a,b\n1,x\n2,y\nn/a,z\n4,w\n", "column 'a' mixes numbers with text"),

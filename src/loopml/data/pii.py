@@ -156,3 +156,57 @@ def apply(batch: pa.RecordBatch, policies: Mapping[str, str], *, key: bytes) -> 
         names.append(field.name)
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def mask(value: object, kind: str) -> str:
+    """Return a value of a personal-data column in a form safe to show in messages and reports.
+
+    >>> mask("+1 555-867-5309", "phone")
+    "'+1 5…09' (phone, masked)"
+    >>> mask("ab", "name")
+    "'…' (name, masked)"
+    """
+    text = str(value)
+    if len(text) >= 10:
+        shown = f"{text[:4]}…{text[-2:]}"
+    elif len(text) >= 6:
+        shown = f"{text[:1]}…{text[-1:]}"
+    else:
+        shown = "…"
+    return f"'{shown}' ({kind}, masked)"
+
+
+def sensitive_columns(found: Mapping[str, str], policies: Mapping[str, str]) -> dict[str, str]:
+    """Return {column: kind} of every column whose values must be masked when shown.
+
+    Detected columns and columns the user gave a policy count, whatever the policy: even
+    a column stored hashed arrives raw in the next file to validate.
+
+    >>> sensitive_columns({"email": "email"}, {"phone": "hash", "ref": "drop"})
+    {'email': 'email', 'phone': 'phone', 'ref': 'personal data'}
+    """
+    out = dict(found)
+    for column in policies:
+        out.setdefault(column, _kind_from_name(column) or "personal data")
+    return out
+
+
+def unapproved_columns(info: Mapping[str, object]) -> dict[str, str]:
+    """Return {column: kind} of detected PII columns the user gave no policy (from a version).
+
+    ``info`` is a dataset version's ``pii`` record: ``{"found": …, "applied": …}``. Such
+    columns are kept raw in the snapshot but never become model features on their own.
+
+    >>> unapproved_columns({"found": {"email": "email", "phone": "phone"},
+    ...                     "applied": {"phone": "keep"}})
+    {'email': 'email'}
+    """
+    found = dict(info.get("found") or {})  # type: ignore[call-overload]
+    applied = dict(info.get("applied") or {})  # type: ignore[call-overload]
+    return {column: kind for column, kind in found.items() if column not in applied}
+
+
+def _kind_from_name(column: str) -> str | None:
+    lowered = column.lower()
+    return next((kind for kind, pattern in _NAME_PATTERNS.items()
+                 if re.search(pattern, lowered)), None)

@@ -1,7 +1,7 @@
 """Stream a source into a Parquet snapshot while hashing its content and applying the PII policy.
 
 Checks that need the data itself happen here, before anything is stored: duplicate or
-empty column names, text that is not UTF-8, values that span lines (bad quoting), a
+empty column names, text that is not UTF-8, a quote never closed, a
 column that mixes numbers and words, a file with a header but no rows.
 """
 
@@ -61,17 +61,20 @@ def write_snapshot(
     hasher: TableHasher | None = None
     found: list[pii.PiiFinding] = []
     policies: dict[str, str] = {}
+    sensitive = pii.sensitive_columns({}, pii_policies or {})
+    last: pa.RecordBatch | None = None
     rows = 0
     try:
-        for index, raw in enumerate(batches):
+        for index, raw in enumerate(_masked_errors(batches, lambda: sensitive)):
             batch = normalize(raw)
             if index == 0:
-                if source.kind in ("csv", "jsonl"):
-                    check_text(source, batch)
                 found = pii.detect(batch)
                 policies = pii.check_policies(pii_policies or {}, batch.schema.names)
-            elif source.kind == "csv":
-                check_quoting(source, batch)
+                sensitive = pii.sensitive_columns({f.column: f.kind for f in found}, policies)
+                if source.kind in ("csv", "jsonl"):
+                    check_text(source, batch, sensitive=sensitive)
+            if batch.num_rows:
+                last = batch
             batch = pii.apply(batch, policies, key=pii_key)
             if writer is None:
                 # Dictionary encoding pays off for text and flags; on floats and ids pyarrow
@@ -94,6 +97,7 @@ def write_snapshot(
         if writer is None or rows == 0:
             what = "a header but no rows" if len(schema) else "no rows"
             raise InvalidInput(f"{source.location}: the data has {what}")
+        check_unterminated_quote(source, last)
         writer.close()
         writer = None
     except BaseException:
@@ -103,6 +107,20 @@ def write_snapshot(
         raise
     return Snapshot(path=dest, content_hash=hasher.hexdigest(), num_rows=rows,  # type: ignore[union-attr]
                     schema=pq.read_schema(dest), pii_found=found, pii_applied=policies)
+
+
+def _masked_errors(batches: Iterator[pa.RecordBatch],
+                   sensitive: Callable[[], Mapping[str, str]]) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches``; a reader error quoting a value of a personal column is masked."""
+    try:
+        yield from batches
+    except InvalidInput as exc:
+        column, value = getattr(exc, "column", None), getattr(exc, "value", None)
+        kinds = sensitive()
+        if value is None or column not in kinds:
+            raise
+        message = str(exc).replace(repr(value), pii.mask(value, kinds[column]))
+        raise InvalidInput(message) from exc.__cause__
 
 
 def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -194,16 +212,22 @@ def check_columns(source: Source, schema: pa.Schema) -> None:
         seen.add(name)
 
 
-def check_text(source: Source, batch: pa.RecordBatch) -> None:
-    """Refuse non-UTF-8 text, bad quoting and columns that mix numbers and words."""
+def check_text(source: Source, batch: pa.RecordBatch, *,
+               sensitive: Mapping[str, str] | None = None) -> None:
+    """Refuse non-UTF-8 text and columns that mix numbers and words.
+
+    Values of ``sensitive`` columns ({column: kind of personal data}) are shown masked.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    sensitive = sensitive or {}
     for field, column in zip(batch.schema, batch.columns, strict=True):
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise InvalidInput(
-                f"{source.location}: column {field.name!r} is not valid UTF-8 text; re-save "
-                "the file as UTF-8 or pass its encoding (--encoding latin-1)"
+                f"{source.location}: column {field.name!r} is not valid UTF-8 text (an "
+                "encoding error); re-save the file as UTF-8 or pass its encoding "
+                "(--encoding latin-1)"
             )
         if not pa.types.is_string(field.type):
             continue
@@ -214,25 +238,41 @@ def check_text(source: Source, batch: pa.RecordBatch) -> None:
         share = pc.sum(pc.cast(numeric, pa.int64())).as_py() / len(values)
         if MIXED_MIN_SHARE <= share < 1:
             examples = sorted(set(values.filter(pc.invert(numeric)).slice(0, 200).to_pylist()))
-            shown = ", ".join(repr(v) for v in examples[:5])
+            if field.name in sensitive:
+                kind = sensitive[field.name]
+                shown = ", ".join(pii.mask(v, kind) for v in examples[:5])
+                fix = "declare them missing with --null-values"
+            else:
+                shown = ", ".join(repr(v) for v in examples[:5])
+                fix = f"declare them missing with --null-values {','.join(examples[:3])!r}"
             raise InvalidInput(
                 f"{source.location}: column {field.name!r} mixes numbers with text "
-                f"({share:.0%} numbers; others: {shown}); fix those values, or declare them "
-                f"missing with --null-values {','.join(examples[:3])!r}"
+                f"({share:.0%} numbers; others: {shown}); fix those values, or {fix}"
             )
-    check_quoting(source, batch)
 
 
-def check_quoting(source: Source, batch: pa.RecordBatch) -> None:
-    """Refuse values that span lines: the sign of an unterminated quote in a CSV."""
+def check_unterminated_quote(source: Source, last: pa.RecordBatch | None) -> None:
+    """Refuse a CSV whose last quoted value is never closed.
+
+    Quoted values may hold line breaks (RFC 4180), so an unclosed quote does not break the
+    parse: it swallows the rest of the file into the last row. Only then does that row hold
+    a multi-line value while the file has an odd number of quote characters.
+    """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if source.kind != "csv":
+    if source.kind != "csv" or last is None:
         return
-    for field, column in zip(batch.schema, batch.columns, strict=True):
-        if pa.types.is_string(field.type) and pc.any(pc.match_substring(column, "\n")).as_py():
-            raise InvalidInput(
-                f"{source.location}: a value in column {field.name!r} spans several lines — "
-                "an unterminated quote? Check the quoting around it"
-            )
+    spanning = [field.name for field, column in zip(last.schema, last.columns, strict=True)
+                if pa.types.is_string(field.type) and "\n" in (column[-1].as_py() or "")]
+    if not spanning or source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+        return
+    odd = False
+    with pa.input_stream(source.location, compression="detect") as stream:
+        while chunk := stream.read(1 << 22):
+            odd ^= chunk.count(b'"') % 2 == 1
+    if odd:
+        raise InvalidInput(
+            f"{source.location}: a quoted value in column {spanning[0]!r} is never closed — "
+            "an unterminated quote runs to the end of the file; add the closing quote "
+            '(a quote inside a quoted value is written twice: "")'
+        )

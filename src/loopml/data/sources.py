@@ -8,6 +8,7 @@ any SQLAlchemy URL. Every reader error is translated here into one
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,12 +65,13 @@ def resolve_source(
 ) -> Source:
     """Return the Source for a file/folder path, or for a SQL query on ``url``.
 
-    >>> resolve_source(sql="select 1", url="sqlite://").kind
+    >>> resolve_source(sql="select 1", url="sqlite:///data.db").kind
     'sql'
     """
     if sql is not None or url is not None:
         if not sql or not url:
             raise InvalidInput("a SQL source needs both --sql 'select …' and --url DATABASE_URL")
+        _check_sql_url(url)
         return Source("sql", url, query=sql)
     if path is None:
         raise InvalidInput("give a data file or folder, or --sql with --url")
@@ -87,6 +89,29 @@ def resolve_source(
         raise InvalidInput(f"format {kind!r} is not one of csv, parquet, jsonl")
     return Source(kind, str(location.resolve()), null_values=null_values, encoding=encoding,
                   size_bytes=location.stat().st_size)
+
+
+def _check_sql_url(url: str) -> None:
+    """Refuse a URL no ingest can read: an in-memory SQLite database is empty and private.
+
+    >>> _check_sql_url("sqlite://")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    loopml.errors.InvalidInput: --url 'sqlite://' is an in-memory SQLite database, ...
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(f"--url {_hide_password(url)!r} is not a database URL; expected "
+                           "DIALECT://USER@HOST/DB or sqlite:///path/to/file.db") from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:") \
+            or "mode=memory" in url:
+        raise InvalidInput(f"--url {url!r} is an in-memory SQLite database, which is empty "
+                           "and private to one connection; allowed: a file, "
+                           "sqlite:///path/to/file.db")
 
 
 def _kind_from_suffix(path: Path) -> str:
@@ -111,17 +136,47 @@ def read_batches(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     return openers[source.kind](source)
 
 
-def _arrow_error(source: Source, exc: Exception) -> InvalidInput:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    hint = ""
-    if "Expected" in message and "columns" in message:
-        hint = " (a row has more or fewer fields than the header: check delimiters and quoting)"
-    elif "conversion error" in message.lower():
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): "
+                         r"invalid value '(.*)'$", re.DOTALL)
+_RAGGED = re.compile(r"(Expected \d+ columns, got \d+)(: .*)?$", re.DOTALL)
+
+
+def _arrow_error(source: Source, exc: Exception, schema: pa.Schema | None = None
+                 ) -> InvalidInput:
+    """Return the InvalidInput for a reader error; it never quotes a whole row of the file.
+
+    A conversion error keeps the offending value and records it (with its column) on the
+    error as ``column`` and ``value``, so the caller can mask it when the column is personal.
+    """
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else type(exc).__name__
+    lowered = text.lower()
+    column = value = None
+    if "utf8" in lowered or "utf-8" in lowered or isinstance(exc, UnicodeDecodeError):
+        message = "text is not valid UTF-8" if "utf8" in lowered or "utf-8" in lowered \
+            else message
+        hint = (f" — an encoding error, not bad values: the file is not {source.encoding}; "
+                "pass its encoding with --encoding (e.g. latin-1, cp1252)")
+    elif (ragged := _RAGGED.search(text)) is not None:
+        # Arrow appends the raw row, which may hold personal data: keep only the counts.
+        message = f"CSV parse error: {ragged.group(1)}"
+        hint = (" (a row has more or fewer fields than the header: check delimiters and "
+                "quoting — an unterminated quote joins the rows after it)")
+    elif (conversion := _CONVERSION.search(text)) is not None:
+        index, kind, value = int(conversion.group(1)), conversion.group(2), conversion.group(3)
+        column = schema.names[index] if schema is not None and index < len(schema) \
+            else f"#{index + 1}"
+        message = f"column {column!r} holds {value!r}, not {kind}"
+        hint = (" (a column changes type part-way through the file: fix the values, or "
+                "declare extra null markers with --null-values)")
+    elif "conversion error" in lowered:
         hint = (" (a column changes type part-way through the file: fix the values, or declare "
                 "extra null markers with --null-values)")
-    elif "utf8" in message.lower() or "utf-8" in message.lower():
-        hint = " (the file is not UTF-8: pass --encoding, e.g. latin-1)"
-    return InvalidInput(f"{source.location}: {message}{hint}")
+    else:
+        hint = ""
+    error = InvalidInput(f"{source.location}: {message}{hint}")
+    error.column, error.value = column, value  # type: ignore[attr-defined]
+    return error
 
 
 def _read_csv_as_text(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -143,7 +198,10 @@ def _read_csv(source: Source, column_types: dict | None = None
         reader = csv.open_csv(
             source.location,
             read_options=csv.ReadOptions(block_size=BLOCK_BYTES, encoding=source.encoding),
-            parse_options=csv.ParseOptions(delimiter=delimiter),
+            # Quoted values may span lines (RFC 4180); an unterminated quote is caught
+            # after the last block (snapshot.check_unterminated_quote).
+            parse_options=csv.ParseOptions(delimiter=delimiter,
+                                           newlines_in_values=True),
             convert_options=csv.ConvertOptions(
                 null_values=list(source.null_values), strings_can_be_null=True,
                 quoted_strings_can_be_null=False, column_types=column_types,
@@ -155,7 +213,7 @@ def _read_csv(source: Source, column_types: dict | None = None
                 f"{source.location}: the file is empty (no header, no rows)"
             ) from exc
         raise _arrow_error(source, exc) from exc
-    return reader.schema, _guard(source, iter(reader))
+    return reader.schema, _guard(source, iter(reader), reader.schema)
 
 
 def _read_parquet(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -184,14 +242,15 @@ def _read_jsonl(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     return reader.schema, _guard(source, iter(reader))
 
 
-def _guard(source: Source, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _guard(source: Source, batches: Iterator[pa.RecordBatch], schema: pa.Schema | None = None
+           ) -> Iterator[pa.RecordBatch]:
     """Re-raise a reader's mid-stream errors as InvalidInput naming the file."""
     import pyarrow as pa
 
     try:
         yield from batches
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError) as exc:
-        raise _arrow_error(source, exc) from exc
+        raise _arrow_error(source, exc, schema) from exc
 
 
 def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -206,8 +265,13 @@ def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise InvalidInput(f"SQL source {_hide_password(source.location)}: {detail}") from exc
     columns = list(result.keys())
-    first = result.fetchmany(SQL_BATCH_ROWS)
-    first_batch = _rows_to_batch(columns, first)
+    try:
+        first = result.fetchmany(SQL_BATCH_ROWS)
+        first_batch = _rows_to_batch(source, columns, first)
+    except BaseException:
+        conn.close()
+        engine.dispose()
+        raise
     schema = first_batch.schema
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -215,7 +279,7 @@ def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             if first:
                 yield first_batch
             while rows := result.fetchmany(SQL_BATCH_ROWS):
-                yield _rows_to_batch(columns, rows, schema)
+                yield _rows_to_batch(source, columns, rows, schema)
         finally:
             conn.close()
             engine.dispose()
@@ -223,13 +287,29 @@ def _read_sql(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     return schema, _guard(source, batches())
 
 
-def _rows_to_batch(columns: list[str], rows: list, schema: pa.Schema | None = None
-                   ) -> pa.RecordBatch:
+def _rows_to_batch(source: Source, columns: list[str], rows: list,
+                   schema: pa.Schema | None = None) -> pa.RecordBatch:
+    """Return rows as a batch; a column whose values mix types is an InvalidInput naming it.
+
+    Values are never quoted in the message (they may be personal data), only their types.
+    """
     import pyarrow as pa
 
-    arrays = [[row[i] for row in rows] for i in range(len(columns))]
+    arrays = []
+    for index, name in enumerate(columns):
+        values = [row[index] for row in rows]
+        kind = schema.field(index).type if schema is not None else None
+        try:
+            arrays.append(pa.array(values, type=kind))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            found = sorted({type(v).__name__ for v in values if v is not None})
+            expected = f"{kind} (the type of its first rows)" if kind is not None \
+                else "one type"
+            raise InvalidInput(
+                f"SQL source {_hide_password(source.location)}: column {name!r} mixes value "
+                f"types ({', '.join(found)}) where {expected} was expected; cast it in the "
+                f"query, e.g. CAST({name} AS TEXT)"
+            ) from exc
     if schema is None:
-        return pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], names=columns)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(a, type=f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
-    )
+        return pa.RecordBatch.from_arrays(arrays, names=columns)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
