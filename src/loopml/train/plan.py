@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from loopml.train.features import FeatureSet
 
 CV_MAX_ROWS = 20_000
+# Fewer rows than this in a class cannot fill train, validation and test and still score.
+MIN_CLASS_ROWS = 5
 
 
 @dataclass
@@ -48,8 +50,12 @@ class TrainPlan:
         return np.array([lookup[v] for v in target.tolist()], dtype=int)
 
 
-def make_plan(config: ProjectConfig, catalog: Catalog) -> TrainPlan:
-    """Check the config against the data and return the plan; every mistake is one error."""
+def make_plan(config: ProjectConfig, catalog: Catalog, *,
+              version: VersionRecord | None = None) -> TrainPlan:
+    """Check the config against the data and return the plan; every mistake is one error.
+
+    ``version`` is the dataset version to train on (default: the dataset's latest).
+    """
     import numpy as np
     import pandas as pd
 
@@ -63,7 +69,8 @@ def make_plan(config: ProjectConfig, catalog: Catalog) -> TrainPlan:
     if not data.dataset:
         raise InvalidInput("loopml.yaml: data.dataset is required (a dataset name; with "
                            "data.source, loopml adds the file as that dataset)")
-    version = catalog.get(data.dataset, project=config.project.name)
+    if version is None:
+        version = catalog.get(data.dataset, project=config.project.name)
     columns = [c["name"] for c in version.schema]
     if data.target not in columns:
         raise InvalidInput(f"loopml.yaml: data.target {data.target!r} is not a column of "
@@ -81,6 +88,7 @@ def make_plan(config: ProjectConfig, catalog: Catalog) -> TrainPlan:
     if task == "binary" and frame[data.target].nunique() != 2:
         raise InvalidInput(f"data.task is binary but {data.target!r} has "
                            f"{frame[data.target].nunique()} values")
+    _check_target(frame[data.target], task, version.ref)
     metric = resolve_metric(task, config.train.metric)
     candidates = []
     for name in config.train.candidates:
@@ -89,6 +97,7 @@ def make_plan(config: ProjectConfig, catalog: Catalog) -> TrainPlan:
             raise InvalidInput(f"loopml.yaml: train.candidates: {name!r} cannot do a {task} "
                                f"task")
         candidates.append(name)
+    _check_search_space(config, task)
 
     split_cfg = data.split
     method = split_cfg.method
@@ -127,10 +136,70 @@ def _folds(plan: TrainPlan, train_rows: int, rows: int
         valid_index = np.arange(train_rows, rows)
         return [(train_index, valid_index)], f"the validation split ({rows - train_rows} rows)"
     folds = 5 if setting == "auto" else int(setting)
-    if folds < 2:
-        raise InvalidInput("loopml.yaml: train.cv_folds must be at least 2")
+    # Stratified folds need one class with a row in every fold; plain folds, rows.
+    most = rows if plan.task == "regression" else int(np.bincount(plan.y).max())
+    if not 2 <= folds <= most:
+        what = f"{rows} train + validation rows" if plan.task == "regression" else \
+            f"at most {most} rows of a class among the {rows} train + validation rows"
+        raise InvalidInput(f"loopml.yaml: train.cv_folds is {folds}, but there are {what}; "
+                           f"use a number from 2 to {most}, or auto")
     seed = plan.config.train.seed
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if plan.task != \
         "regression" else KFold(folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(rows), plan.y)), \
         f"{folds}-fold cross-validation on {rows} train + validation rows"
+
+
+def _check_target(target: pd.Series, task: str, ref: str) -> None:
+    """Refuse a target that cannot be learnt as ``task``: text for regression, rare classes."""
+    import pandas as pd
+
+    name = target.name
+    if task == "regression":
+        numeric = pd.api.types.is_numeric_dtype(target) and \
+            not pd.api.types.is_bool_dtype(target)
+        if not numeric:
+            raise InvalidInput(f"loopml.yaml: data.task is regression, but target column "
+                               f"{name!r} of {ref} holds {target.dtype} values, not numbers; "
+                               "set data.task to binary, multiclass or auto, or predict a "
+                               "numeric column")
+        return
+    counts = target.value_counts()
+    rare = counts[counts < MIN_CLASS_ROWS]
+    if len(rare):
+        label, rows = rare.index[-1], int(rare.iloc[-1])
+        label = label.item() if hasattr(label, "item") else label  # numpy scalar: plain repr
+        raise InvalidInput(f"target column {name!r} of {ref} has only {rows} row"
+                           f"{'' if rows == 1 else 's'} of class {label!r} ({task} task); "
+                           f"every class needs at least {MIN_CLASS_ROWS} rows to appear in "
+                           "training and in the test split: add rows of that class, merge "
+                           "rare classes, or remove those rows")
+
+
+def _check_search_space(config: ProjectConfig, task: str) -> None:
+    """Refuse parameter names a candidate's estimator does not take, before any run starts."""
+    from loopml.train.trainers import get_trainer
+
+    for name, space in config.train.search_space.items():
+        trainer = get_trainer(name)
+        defaults = trainer.defaults(task)
+        estimator = trainer.build(defaults, task=task, seed=config.train.seed)
+        valid = sorted(estimator.get_params(deep=False))
+        unknown = [key for key in space if key not in valid]
+        if unknown:
+            raise InvalidInput(
+                f"loopml.yaml: train.search_space.{name}: unknown parameter"
+                f"{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"{name} ({type(estimator).__name__}, {task}) takes: {', '.join(valid)}")
+        sample = dict(defaults)
+        for key, spec in space.items():
+            if spec.choices is not None:
+                sample[key] = spec.choices[0]
+            else:
+                sample[key] = int(spec.low) if spec.int else spec.low
+        try:
+            trainer.build(sample, task=task, seed=config.train.seed)
+        except TypeError as exc:  # a parameter loopml sets itself (random_state, n_jobs …)
+            raise InvalidInput(f"loopml.yaml: train.search_space.{name}: {exc}; loopml sets "
+                               "that parameter itself (from train.seed or train.n_jobs), "
+                               "remove it from the search space") from exc

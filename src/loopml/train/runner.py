@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +13,7 @@ if TYPE_CHECKING:
 
     from loopml.config import ProjectConfig
     from loopml.data import Catalog
+    from loopml.store.datasets import VersionRecord
     from loopml.tracking import ActiveRun, TrackingClient
     from loopml.train.model import TrainedModel
     from loopml.train.plan import TrainPlan
@@ -41,8 +40,9 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
 
     client = TrackingClient.from_workspace(workspace)
     catalog = Catalog(client.store, client.artifacts, pii_key=workspace_pii_key(workspace))
-    _ensure_dataset(config, catalog, console)
-    plan = make_plan(config, catalog)  # every config mistake surfaces here, before work
+    version = _ensure_dataset(config, catalog, console)
+    # every config mistake surfaces here, before work
+    plan = make_plan(config, catalog, version=version)
     try:
         with client.start_run("train", project=config.project.name,
                               tags={"task": plan.task, "metric": plan.metric,
@@ -52,25 +52,51 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
         client.close()
 
 
-def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | None) -> None:
+def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | None
+                    ) -> VersionRecord | None:
+    """Return the dataset version to train on; ``data.source`` is added on every call.
+
+    The catalog keeps one version per content hash: a changed source becomes the next
+    version, an unchanged one is the version that already holds it (nothing copied).
+    """
+    from rich.markup import escape
+
     from loopml.data import resolve_source
     from loopml.errors import NotFound
 
     data = config.data
-    if not data.source:
-        return
     if not data.dataset:
-        return  # make_plan reports the missing name
+        return None  # make_plan reports the missing name
+    project = config.project.name
+    if not data.source:
+        try:
+            version = catalog.get(data.dataset, project=project)
+        except NotFound:
+            return None  # make_plan reports it with the rest of the config
+        _say(console, f"data {version.ref} (latest; no data.source)")
+        return version
     try:
-        catalog.get(data.dataset, project=config.project.name)
-        return
+        latest = catalog.get(data.dataset, project=project)
     except NotFound:
-        pass
+        latest = None
     source = resolve_source(data.source, null_values=tuple(data.null_values))
-    result = catalog.add(source, name=data.dataset, project=config.project.name,
-                         target=data.target, pii=data.pii)
+    result = catalog.add(source, name=data.dataset, project=project, target=data.target,
+                         pii=data.pii)
+    version = result.version
+    if not result.created:
+        note = "unchanged" if latest is None or latest.seq == version.seq else \
+            f"same content as {version.ref}; latest is {latest.ref}"
+    elif latest is None:
+        note = f"new: {version.num_rows} rows"
+    else:
+        note = f"new: {version.num_rows} rows, {version.num_rows - latest.num_rows:+d}"
+    _say(console, f"data {escape(version.ref)} ({note}) from {escape(data.source)}")
+    return version
+
+
+def _say(console: Console | None, text: str) -> None:
     if console is not None:
-        console.print(f"added {result.version.ref} from {data.source}")
+        console.print(text, soft_wrap=True)
 
 
 def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Catalog,
@@ -87,7 +113,7 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
         "seed": train_cfg.seed, "validation": plan.validation,
         "split": f"{plan.split.method} {plan.split.fractions} seed {plan.split.seed}",
     })
-    workers = workers_for(train_cfg.n_jobs)
+    workers = workers_for(train_cfg.n_jobs, train_cfg.trials)
     job = SearchJob(X=plan.X, y=plan.y, folds=plan.folds, features=plan.features,
                     task=plan.task, metric=plan.metric,
                     labels=list(range(len(plan.classes))), candidates=plan.candidates,
@@ -119,8 +145,9 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
     if console is not None:
         metrics = outcome.card["evaluation"]["metrics"]
         console.print(f"best: [bold]{result.best_candidate}[/] ({result.complete} trials, "
-                      f"{seconds:.0f} s); test " + ", ".join(f"{k} {v:.4f}"
-                                                       for k, v in metrics.items()))
+                      f"{seconds:.0f} s); test " + ", ".join(
+                          f"{k} {v:.4f}" if v is not None else f"{k} undefined"
+                          for k, v in metrics.items()))
         console.print(f"model card: {outcome.card_path}")
     return outcome
 
@@ -174,17 +201,19 @@ def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
 def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,
                          run: ActiveRun, workspace: Workspace, workers: int, seconds: float
                          ) -> TrainOutcome:
-    import joblib
-
-    from loopml.evaluate.card import render_card
+    from loopml.evaluate.card import card_json, render_card
     from loopml.evaluate.report import evaluate
+    from loopml.registry import MODEL_ARTIFACT, dump_model
+    from loopml.registry.signing import signing_key
 
     test = plan.parts["test"]
-    evaluation = evaluate(model, test, plan.encode(test[plan.target]), metric=plan.metric,
-                          sensitive=plan.config.data.sensitive,
+    evaluation = evaluate(model, test, test[plan.target], task=plan.task, metric=plan.metric,
+                          input_columns=model.input_columns, classes=model.classes,
+                          threshold=model.threshold, sensitive=plan.config.data.sensitive,
                           slice_columns=plan.features.categorical,
                           seed=plan.config.train.seed)
-    run.log_metrics({f"test_{k}": v for k, v in evaluation["metrics"].items()})
+    run.log_metrics({f"test_{k}": v for k, v in evaluation["metrics"].items()
+                     if v is not None})
     card = {
         "name": f"{plan.config.project.name}/{plan.version.dataset}",
         "run_id": run.id, "task": plan.task, "target": plan.target, "metric": plan.metric,
@@ -203,10 +232,8 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
         "config": plan.config.model_dump(mode="json"),
     }
     html = render_card(card)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    run.log_artifact(buffer.getvalue(), "model.joblib")
-    run.log_artifact(json.dumps(card, indent=2, default=str).encode(), "model_card.json")
+    run.log_artifact(dump_model(model, key=signing_key(workspace)), MODEL_ARTIFACT)
+    run.log_artifact(card_json(card), "model_card.json")
     run.log_artifact(html.encode(), "model_card.html")
     folder = workspace.home / "reports"
     folder.mkdir(parents=True, exist_ok=True)
