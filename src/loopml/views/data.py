@@ -1,4 +1,8 @@
-"""Datasets on a terminal (rich tables) and as JSON."""
+"""Datasets on a terminal (rich tables) and as JSON.
+
+Column names, values, file paths and messages come from data files and users: they reach the
+terminal only through :mod:`loopml.views.text` (no markup, control characters escaped).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.views.runs import fmt_time, fmt_value
+from loopml.views.text import line, plain
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,35 +58,35 @@ def print_add_result(console: Console, result: AddResult, report: Path) -> None:
     version = result.version
     shape = f"{version.num_rows:,} rows × {version.num_columns} columns"
     if result.created:
-        console.print(f"[green]added[/] {version.ref} ({version.content_hash[:12]}): {shape}, "
-                      f"snapshot {fmt_bytes(version.snapshot_size)}")
+        console.print(line(("added", "green"), f" {version.ref} ({version.content_hash[:12]}): "
+                           f"{shape}, snapshot {fmt_bytes(version.snapshot_size)}"))
     else:
-        console.print(f"[yellow]unchanged[/]: this content is already {version.ref} "
-                      f"({version.content_hash[:12]}), {shape}")
+        console.print(line(("unchanged", "yellow"), f": this content is already {version.ref} "
+                           f"({version.content_hash[:12]}), {shape}"))
     applied = version.pii.get("applied", {})
     for finding in result.pii_found:
         policy = applied.get(finding.column, "keep")
-        console.print(f"[red]PII[/] column {finding.column!r} looks like {finding.kind} "
-                      f"(by its {finding.reason}); policy: {policy}"
-                      + ("" if policy != "keep" else
-                         f" — set data.pii.{finding.column}: hash|drop in loopml.yaml "
-                         f"or pass --pii {finding.column}=hash"))
+        console.print(line(("PII", "red"), f" column {finding.column!r} looks like {finding.kind} "
+                           f"(by its {finding.reason}); policy: {policy}"
+                           + ("" if policy != "keep" else
+                              f" — set data.pii.{finding.column}: hash|drop in loopml.yaml "
+                              f"or pass --pii {finding.column}=hash")))
     if result.contract_created:
-        console.print(f"inferred a data contract: loopml data contract {version.dataset}")
-    console.print(f"profile report: {report}")
+        console.print(line(f"inferred a data contract: loopml data contract {version.dataset}"))
+    console.print(line(f"profile report: {report}"))
 
 
 def versions_table(versions: list[VersionRecord]) -> Table:
     from rich.table import Table
 
-    table = Table(title=f"{len(versions)} dataset version(s)", title_justify="left")
+    table = Table(title=plain(f"{len(versions)} dataset version(s)"), title_justify="left")
     for header in ("dataset", "version", "hash", "rows", "cols", "size", "added", "source"):
         table.add_column(header, no_wrap=header in ("hash", "added"),
                          justify="right" if header in ("rows", "cols", "size") else "left")
     for v in versions:
-        table.add_row(v.dataset, str(v.seq), v.content_hash[:12], f"{v.num_rows:,}",
+        table.add_row(plain(v.dataset), str(v.seq), v.content_hash[:12], f"{v.num_rows:,}",
                       str(v.num_columns), fmt_bytes(v.snapshot_size), fmt_time(v.created_at)[:16],
-                      v.source)
+                      plain(v.source))
     return table
 
 
@@ -97,35 +102,35 @@ def version_detail_json(version: VersionRecord, profile: dict[str, Any],
 
 def print_version(console: Console, version: VersionRecord, profile: dict[str, Any],
                   splits: list[SplitRecord], users: list[tuple[str, str, str]]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    console.print(f"[bold]{escape(version.ref)}[/]  {version.content_hash}")
-    console.print(f"project {escape(version.project)} · {version.num_rows:,} rows × "
-                  f"{version.num_columns} columns · added {fmt_time(version.created_at)} · "
-                  f"source {escape(version.source)}")
+    console.print(line((version.ref, "bold"), f"  {version.content_hash}"))
+    console.print(line(f"project {version.project} · {version.num_rows:,} rows × "
+                       f"{version.num_columns} columns · added {fmt_time(version.created_at)} · "
+                       f"source {version.source}"))
     pii = version.pii.get("found", {})
-    table = Table(title="profile", title_justify="left")
+    table = Table(title=plain("profile"), title_justify="left")
     for header in ("column", "type", "missing", "distinct", "min", "max", "mean", "top"):
         table.add_column(header, justify="right" if header in ("missing", "distinct", "mean")
                          else "left")
     for name, stats in profile["columns"].items():
         top = ", ".join(str(v) for v, _ in (stats.get("top") or [])[:3])
-        flag = f" [red](PII: {pii[name]})[/]" if name in pii else ""
-        table.add_row(escape(name) + flag, stats["type"], f"{stats['missing_share']:.1%}",
-                      f"{stats['distinct']:,}", _cell(stats.get("min")), _cell(stats.get("max")),
-                      _cell(stats.get("mean")), escape(top[:40]))
+        flag = line((f" (PII: {pii[name]})", "red")) if name in pii else ""
+        table.add_row(plain(name) + flag, plain(stats["type"]), f"{stats['missing_share']:.1%}",
+                      f"{stats['distinct']:,}", plain(_cell(stats.get("min"))),
+                      plain(_cell(stats.get("max"))), plain(_cell(stats.get("mean"))),
+                      plain(top[:40]))
     console.print(table)
     for split in splits:
         counts = ", ".join(f"{k} {v:,}" for k, v in split.counts.items())
         by = f" by {split.spec['column']}" if split.spec.get("column") else ""
-        console.print(f"split {split.spec_key}: {split.spec['method']}{by}, seed "
-                      f"{split.spec['seed']}: {counts}")
+        console.print(line(f"split {split.spec_key}: {split.spec['method']}{by}, seed "
+                           f"{split.spec['seed']}: {counts}"))
     if users:
-        console.print("used by: " + ", ".join(f"{r[:12]} ({escape(n)}, {role})"
-                                              for r, n, role in users))
+        console.print(line("used by: " + ", ".join(f"{r[:12]} ({n}, {role})"
+                                                   for r, n, role in users)))
     else:
-        console.print("used by: no runs yet")
+        console.print(line("used by: no runs yet"))
 
 
 def _cell(value: Any) -> str:
@@ -137,14 +142,13 @@ def _cell(value: Any) -> str:
 
 
 def print_validation(console: Console, report: ValidationReport) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     errors = [v for v in report.violations if v.severity == "error"]
-    verdict = "[green]passed[/]" if report.passed else f"[red]failed[/] ({len(errors)} " \
-                                                       "violation(s))"
-    console.print(f"validation of {escape(report.source)} against {report.dataset!r}: "
-                  f"{verdict}, {report.num_rows:,} rows checked")
+    verdict = plain("passed", "green") if report.passed else \
+        line(("failed", "red"), f" ({len(errors)} violation(s))")
+    console.print(line(f"validation of {report.source} against {report.dataset!r}: ", verdict,
+                       f", {report.num_rows:,} rows checked"))
     if not report.violations:
         return
     table = Table(title_justify="left")
@@ -152,6 +156,7 @@ def print_validation(console: Console, report: ValidationReport) -> None:
         table.add_column(header, justify="right" if header == "rows" else "left")
     for v in report.violations:
         style = "red" if v.severity == "error" else "yellow"
-        table.add_row(escape(v.column), f"[{style}]{v.rule}[/]", f"{v.rows:,}", escape(v.message),
-                      escape(", ".join(repr(e) for e in v.examples)))
+        table.add_row(plain(v.column), plain(v.rule, style), f"{v.rows:,}",
+                      plain(v.message, newlines=True),
+                      plain(", ".join(repr(e) for e in v.examples)))
     console.print(table)

@@ -1,4 +1,8 @@
-"""Runs on a terminal (rich tables) and as JSON."""
+"""Runs on a terminal (rich tables) and as JSON.
+
+Every user string reaches the terminal through :mod:`loopml.views.text` (no markup, control
+characters escaped); JSON keeps the stored text, which ``json.dumps`` escapes itself.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loopml.store.records import MetricPoint, RunDetail, RunRecord
+from loopml.views.text import line, plain
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
 MAX_METRIC_COLUMNS = 6
@@ -95,7 +101,7 @@ def runs_table(records: list[RunRecord], latest: dict[str, dict[str, MetricPoint
             keys[key] = keys.get(key, 0) + 1
     metric_keys = sorted(keys, key=lambda k: (-keys[k], k))[:MAX_METRIC_COLUMNS]
     show_project = len({r.project for r in records}) > 1
-    table = Table(title=f"{len(records)} run(s)", title_justify="left")
+    table = Table(title=plain(f"{len(records)} run(s)"), title_justify="left")
     table.add_column("id", no_wrap=True)
     if show_project:
         table.add_column("project")
@@ -104,37 +110,36 @@ def runs_table(records: list[RunRecord], latest: dict[str, dict[str, MetricPoint
     table.add_column("started", no_wrap=True)
     table.add_column("time", no_wrap=True, justify="right")
     for key in metric_keys:
-        table.add_column(key, justify="right", min_width=8, overflow="fold")
+        table.add_column(plain(key), justify="right", min_width=8, overflow="fold")
     for record in records:
         points = latest.get(record.id, {})
         table.add_row(
-            record.id[:12], *([record.project] if show_project else []), record.name,
-            _status(record.status), fmt_time(record.start_time)[5:16],
+            record.id[:12], *([plain(record.project)] if show_project else []),
+            plain(record.name), _status(record.status), fmt_time(record.start_time)[5:16],
             fmt_duration(record.duration_s),
             *(fmt_value(points[k].value) if k in points else "" for k in metric_keys),
         )
     return table
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _status(status: str) -> Text:
+    return plain(status, STATUS_STYLE.get(status, "white"))
 
 
 def print_detail(console: Console, detail: RunDetail) -> None:
     """Print one run as a header and small tables."""
-    from rich.markup import escape
     from rich.table import Table
 
     run = detail.run
-    console.print(f"[bold]{escape(run.name)}[/]  {run.id}  {_status(run.status)}")
-    console.print(
-        f"project {escape(run.project)} · started {fmt_time(run.start_time)} · "
+    console.print(line((run.name, "bold"), f"  {run.id}  ", _status(run.status)))
+    console.print(line(
+        f"project {run.project} · started {fmt_time(run.start_time)} · "
         f"duration {fmt_duration(run.duration_s) or 'running'} · host {run.host} pid {run.pid}"
-    )
+    ))
     if run.parent_id:
-        console.print(f"parent run {run.parent_id}")
+        console.print(line(f"parent run {run.parent_id}"))
     if run.error:
-        console.print(f"[red]error:[/] {escape(run.error)}")
+        console.print(line(("error:", "red"), " ", plain(run.error, newlines=True)))
     sections: list[tuple[str, list[str], list[tuple[str, ...]]]] = [
         ("params", ["key", "value"], list(detail.params.items())),
         ("metrics (latest)", ["key", "value", "step"],
@@ -147,11 +152,11 @@ def print_detail(console: Console, detail: RunDetail) -> None:
     for title, headers, rows in sections:
         if not rows:
             continue
-        table = Table(title=title, title_justify="left")
+        table = Table(title=plain(title), title_justify="left")
         for header in headers:
             table.add_column(header)
         for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
+            table.add_row(*(plain(cell) for cell in row))
         console.print(table)
 
 
@@ -168,18 +173,17 @@ def compare_json(details: list[RunDetail]) -> dict[str, Any]:
 
 def compare_table(details: list[RunDetail]) -> Table:
     """Return params and metrics of several runs side by side; differing rows in bold."""
-    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="compare", title_justify="left")
+    table = Table(title=plain("compare"), title_justify="left")
     table.add_column("")
     for detail in details:
-        table.add_column(f"{escape(detail.run.name)}\n{detail.run.id[:12]}", justify="right")
+        table.add_column(plain(detail.run.name) + f"\n{detail.run.id[:12]}", justify="right")
     for section in ("params", "metrics"):
         keys = _keys(details, section)
         if keys:
             table.add_section()
-            table.add_row(f"[dim]{section}[/]", *([""] * len(details)))
+            table.add_row(plain(section, "dim"), *([""] * len(details)))
         for key in keys:
             cells = []
             for detail in details:
@@ -189,8 +193,7 @@ def compare_table(details: list[RunDetail]) -> Table:
                     point = detail.metrics.get(key)
                     cells.append(fmt_value(point.value) if point else "—")
             style = "bold" if len(set(cells)) > 1 else "dim"
-            table.add_row(f"[{style}]{escape(key)}[/]",
-                          *(f"[{style}]{escape(c)}[/]" for c in cells))
+            table.add_row(plain(key, style), *(plain(c, style) for c in cells))
     return table
 
 
@@ -204,7 +207,7 @@ def _keys(details: list[RunDetail], section: str) -> list[str]:
 def history_table(key: str, points: list[MetricPoint]) -> Table:
     from rich.table import Table
 
-    table = Table(title=f"{key}: {len(points)} point(s)", title_justify="left")
+    table = Table(title=line(key, f": {len(points)} point(s)"), title_justify="left")
     for header in ("step", "value", "time"):
         table.add_column(header, justify="right")
     for point in points:
