@@ -5,6 +5,9 @@ Public surface (imported lazily, so ``import loopml`` stays fast):
 - :func:`start_run`, :func:`active_run` — track a run with the ``with`` statement
 - :class:`TrackingClient` — the same, with explicit stores
 - :class:`Workspace` — where the metadata store and the artifact store live
+- :func:`add_data` — add a data file as a dataset version (``loopml data add``)
+- :func:`train` — train a project from its loopml.yaml (``loopml train``)
+- :func:`load_model` — a stored model back, verified, with ``predict``/``predict_proba``
 - :mod:`loopml.errors` — the exception tree
 """
 
@@ -15,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["TrackingClient", "Workspace", "active_run", "errors", "start_run"]
+__all__ = ["TrackingClient", "Workspace", "active_run", "add_data", "errors", "load_model",
+           "start_run", "train"]
 
 _LAZY = {
     "start_run": "loopml.tracking",
@@ -23,10 +27,15 @@ _LAZY = {
     "TrackingClient": "loopml.tracking",
     "Workspace": "loopml.workspace",
     "errors": "loopml.errors",
+    "load_model": "loopml.registry.load",
+    "add_data": "loopml.api",
+    "train": "loopml.train",  # the package is callable: loopml.train("loopml.yaml")
 }
 
 if TYPE_CHECKING:
     from loopml import errors
+    from loopml.api import add_data, train
+    from loopml.registry.load import load_model
     from loopml.tracking import TrackingClient, active_run, start_run
     from loopml.workspace import Workspace
 
@@ -35,4 +44,4 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'loopml' has no attribute {name!r}")
     module = import_module(_LAZY[name])
-    return module if name == "errors" else getattr(module, name)
+    return module if name in ("errors", "train") else getattr(module, name)

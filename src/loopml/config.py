@@ -8,6 +8,7 @@ metric fit the task?) run in ``train.plan`` before any work starts.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,15 +29,6 @@ class ProjectSection(_Section):
 
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
-TASKS = ("binary", "multiclass", "regression")
-CANDIDATES = ("logistic", "linear", "random_forest", "hist_gradient_boosting", "lightgbm",
-              "xgboost", "mlp")
-METRICS = {
-    "binary": ("roc_auc", "pr_auc", "log_loss", "f1", "accuracy", "brier"),
-    "multiclass": ("accuracy", "f1_macro", "log_loss", "roc_auc_ovr"),
-    "regression": ("rmse", "mae", "r2", "mape"),
-}
-DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
 
 class SplitSection(_Section):
@@ -44,6 +36,11 @@ class SplitSection(_Section):
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 42
     column: str | None = None
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        return _check_seed(value)
 
 
 class DataSection(_Section):
@@ -66,6 +63,19 @@ class FeaturesSection(_Section):
     use_sensitive: bool = False
 
 
+# Limits of the numbers a project file may hold: seeds fit every library's 32-bit seed.
+MAX_SEED = 2**31 - 1
+MAX_TRIALS = 100_000
+MAX_BUDGET_S = 31_536_000  # a year
+MAX_JOBS = 1024
+
+
+def _check_seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"must be a whole number from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
 class ParamRange(_Section):
     """A search range: ``low``/``high`` (``log`` scale optional), or a list of ``choices``."""
 
@@ -79,8 +89,19 @@ class ParamRange(_Section):
     def _one_kind(self) -> ParamRange:
         if (self.choices is None) == (self.low is None or self.high is None):
             raise ValueError("give either low and high, or choices")
+        for key in ("low", "high"):
+            bound = getattr(self, key)
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError(f"{key} must be a finite number, got {bound}")
+            if bound is not None and self.int and bound != round(bound):
+                raise ValueError(f"{key} must be a whole number with int: true, got {bound}")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low {self.low} is above high {self.high}")
+        if self.log and self.low is not None and self.low <= 0:
+            raise ValueError(f"low must be above 0 with log: true (a log scale has no 0 or "
+                             f"negatives), got {self.low}")
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices is empty; list at least one value")
         return self
 
 
@@ -88,8 +109,8 @@ class TrainSection(_Section):
     candidates: list[str] = Field(default_factory=lambda: [
         "linear", "random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"])
     search_space: dict[str, dict[str, ParamRange]] = Field(default_factory=dict)
-    trials: int | None = Field(default=40, ge=1)
-    time_budget_s: float | None = Field(default=None, gt=0)
+    trials: int | None = 40
+    time_budget_s: float | None = None
     metric: str | None = None
     backend: Literal["local", "ray"] = "local"
     n_jobs: int = Field(default=-1, description="parallel trials; -1 = all cores")
@@ -99,20 +120,59 @@ class TrainSection(_Section):
     @field_validator("candidates")
     @classmethod
     def _known_candidates(cls, value: list[str]) -> list[str]:
-        unknown = [c for c in value if c not in CANDIDATES]
+        from loopml.train.trainers import trainer_names
+
+        unknown = [c for c in value if c not in trainer_names()]
         if unknown:
-            raise ValueError(f"unknown candidate(s) {unknown}; choose from {list(CANDIDATES)}")
+            raise ValueError(f"unknown candidate(s) {unknown}; choose from "
+                             f"{list(trainer_names())}")
         if not value:
             raise ValueError("name at least one candidate")
         return value
+
+    @field_validator("trials")
+    @classmethod
+    def _trials_range(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_TRIALS:
+            raise ValueError(f"must be a whole number from 1 to {MAX_TRIALS}, got {value}")
+        return value
+
+    @field_validator("time_budget_s")
+    @classmethod
+    def _budget_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= MAX_BUDGET_S:
+            raise ValueError(f"must be a number of seconds above 0 and at most "
+                             f"{MAX_BUDGET_S} (a year), got {value}")
+        return value
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs_range(cls, value: int) -> int:
+        if value != -1 and not 1 <= value <= MAX_JOBS:
+            raise ValueError(f"must be -1 (one per core) or a whole number from 1 to "
+                             f"{MAX_JOBS}, got {value}")
+        return value
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_range(cls, value: int | str) -> int | str:
+        if value != "auto" and value < 2:  # the upper limit, the row count, is checked in make_plan
+            raise ValueError(f"must be auto or a whole number of folds from 2 up, got {value}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        return _check_seed(value)
 
     @model_validator(mode="after")
     def _budget(self) -> TrainSection:
         if self.trials is None and self.time_budget_s is None:
             raise ValueError("set trials, time_budget_s, or both")
-        known = {m for metrics in METRICS.values() for m in metrics}
-        if self.metric is not None and self.metric not in known:
-            raise ValueError(f"unknown metric {self.metric!r}; choose from {sorted(known)}")
+        from loopml.evaluate.metrics import METRICS
+
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose from {list(METRICS)}")
         for name in self.search_space:
             if name not in self.candidates:
                 raise ValueError(f"search_space names {name!r}, which is not a candidate")

@@ -15,7 +15,8 @@ and exits with code 2; the server maps the classes to HTTP codes. Nothing below
         ├── StoreUnavailable       the store URI cannot be opened
         ├── SchemaMismatch         the workspace schema is older or newer than this loopml
         ├── ConstraintError        a write broke a constraint (e.g. its run was deleted)
-        └── ArtifactCorrupted      stored bytes do not match their sha256 address
+        ├── ArtifactCorrupted      stored bytes do not match their sha256 address
+        └── UntrustedArtifact      a pickle whose signature does not verify: never loaded
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "SchemaMismatch",
     "StoreError",
     "StoreUnavailable",
+    "UntrustedArtifact",
 ]
 
 
@@ -77,3 +79,7 @@ class ConstraintError(StoreError):
 
 class ArtifactCorrupted(StoreError):
     """The bytes stored under a sha256 address no longer hash to that address."""
+
+
+class UntrustedArtifact(StoreError):
+    """Stored bytes that would run code when loaded (a pickle) carry no valid signature."""

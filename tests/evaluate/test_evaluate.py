@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from loopml.evaluate.explain import raw_prediction, source_columns, tree_shap
+from loopml.evaluate.explain import source_columns
 from loopml.evaluate.fairness import group_rates
 from loopml.evaluate.metrics import all_metrics
 from loopml.train.features import FeatureSet, build_preprocessor
@@ -35,6 +35,53 @@ def _fit(frame: pd.DataFrame, candidate: str) -> TrainedModel:
     ]).fit(frame[features.columns], frame["default"])
     return TrainedModel(pipeline, "binary", "default", features.columns, [0, 1], 0.4,
                         candidate)
+
+
+def _predictions(model: TrainedModel):
+    def predictions(rows):
+        proba = model.predict_proba(rows)
+        return (proba[:, 1] >= model.threshold).astype(int), proba
+    return predictions
+
+
+def test_binary_metrics_equal_hand_computed_values():
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])
+    predicted = np.array([0, 0, 0, 1])  # threshold 0.5
+    ours = all_metrics("binary", y, predicted, proba, labels=[0, 1])
+    assert ours == pytest.approx({
+        "roc_auc": 3 / 4,  # of 4 (positive, negative) pairs, only (0.35, 0.4) is misordered
+        "pr_auc": (1 / 1 + 2 / 3) / 2,  # precision at each positive, ranked by score
+        "log_loss": -np.mean(np.log([0.9, 0.6, 0.35, 0.8])),
+        "f1": 2 / 3,  # precision 1, recall 1/2
+        "accuracy": 3 / 4,
+        "brier": (0.1**2 + 0.4**2 + 0.65**2 + 0.2**2) / 4,
+    })
+
+
+def test_regression_and_multiclass_metrics_equal_hand_computed_values():
+    y, p = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.0, 8.0])
+    assert all_metrics("regression", y, p, None) == pytest.approx({
+        "rmse": 2.0, "mae": 1.0, "r2": 1 - 16 / 5, "mape": 0.25})
+    y = np.array([0, 1, 2, 2])
+    proba = np.array([[0.3, 0.2, 0.5], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]])
+    assert all_metrics("multiclass", y, proba.argmax(1), proba, labels=[0, 1, 2]) == \
+        pytest.approx({
+            "accuracy": 2 / 4,
+            "f1_macro": (0 + 1 + 1 / 2) / 3,
+            "log_loss": -np.mean(np.log([0.3, 0.8, 0.6, 0.2])),
+            "roc_auc_ovr": (2 / 3 + 1 + 3 / 4) / 3,  # pairs ordered right, class by class
+        })
+
+
+def test_undefined_metrics_are_none_with_a_reason():
+    from loopml.evaluate.metrics import undefined_reasons
+
+    y = np.array([1, 1, 1])
+    proba = np.array([[0.2, 0.8], [0.4, 0.6], [0.1, 0.9]])
+    values = all_metrics("binary", y, np.array([1, 1, 1]), proba, labels=[0, 1])
+    assert values["roc_auc"] is None and values["accuracy"] == 1.0
+    assert undefined_reasons("binary", values, y)["roc_auc"] == "the rows hold a single class"
 
 
 def test_binary_metrics_equal_sklearn(frame):
@@ -90,9 +137,10 @@ def test_fairness_gaps_equal_a_hand_computation():
 def test_shap_values_sum_to_prediction_minus_expected_value(frame, candidate):
     model = _fit(frame, candidate)
     rows = frame.sample(200, random_state=1)
-    contributions, expected = tree_shap(model, rows)
-    raw = raw_prediction(model, rows)
-    np.testing.assert_allclose(contributions.sum(axis=1), raw - expected, rtol=1e-4, atol=1e-4)
+    by_column, expected, _ = model.feature_contributions(rows)
+    raw = model.raw_output(rows)
+    total = sum(by_column.values())
+    np.testing.assert_allclose(total, raw - expected, rtol=1e-4, atol=1e-4)
     # log-odds back to the probability the model reports
     np.testing.assert_allclose(1 / (1 + np.exp(-raw)), model.predict_proba(rows)[:, 1],
                                rtol=1e-5, atol=1e-6)
@@ -103,20 +151,22 @@ def test_contributions_of_derived_columns_add_up_per_input_column(frame):
 
     model = _fit(frame, "lightgbm")
     rows = frame.head(50)
-    result = explain(model, rows, rows["default"].to_numpy(), metric="roc_auc")
+    result = explain(model, rows, rows["default"].to_numpy(), input_columns=model.input_columns,
+                     predictions=_predictions(model), metric="roc_auc")
     assert result["method"] == "tree_shap" and set(result["importance"]) == set(
         model.input_columns)
-    contributions, expected = tree_shap(model, rows)
     first = result["rows"][0]
-    assert sum(first["contributions"].values()) == pytest.approx(contributions[0].sum())
-    assert first["expected_value"] == pytest.approx(expected[0])
+    # per row, the input columns' contributions add up to raw output minus expected value
+    assert sum(first["contributions"].values()) + first["expected_value"] == pytest.approx(
+        model.raw_output(rows.head(1))[0], abs=1e-4)
 
 
 def test_permutation_importance_for_models_without_tree_shap(frame):
     from loopml.evaluate.explain import explain
 
     model = _fit(frame, "linear")
-    result = explain(model, frame, frame["default"].to_numpy(), metric="roc_auc")
+    result = explain(model, frame, frame["default"].to_numpy(), input_columns=model.input_columns,
+                     predictions=_predictions(model), metric="roc_auc")
     assert result["method"] == "permutation"
     top = next(iter(result["importance"]))
     assert top in ("debt", "income", "employment")  # the columns the target depends on
@@ -145,7 +195,8 @@ def test_multiclass_shap_explains_the_predicted_class(candidate):
         ("model", trainer.build({"n_estimators": 50}, task="multiclass", seed=0)),
     ]).fit(frame[features.columns], frame["target"])
     model = TrainedModel(pipeline, "multiclass", "target", features.columns, [0, 1, 2])
-    contributions, expected = tree_shap(model, frame)
+    by_column, expected, _ = model.feature_contributions(frame)
+    contributions = np.column_stack(list(by_column.values()))
     transformed = np.asarray(pipeline.named_steps["features"].transform(frame), dtype=float)
     estimator = pipeline.named_steps["model"]
     if candidate == "lightgbm":

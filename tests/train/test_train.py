@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -11,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,15 +28,18 @@ def test_train_records_a_searched_evaluated_model_with_its_card(credit_file, wor
     client = TrackingClient.from_workspace(workspace)
     detail = client.run_detail(outcome.run_id)
     assert detail.run.status == "FINISHED"
-    assert {a.name for a in detail.artifacts} == {"model.joblib", "model_card.json",
+    assert {a.name for a in detail.artifacts} == {"model.loopml", "model_card.json",
                                                   "model_card.html"}
     trials = [client.run_detail(c) for c in detail.children]
     assert len(trials) >= 6 and all(t.run.status == "FINISHED" for t in trials)
     assert all(t.params["model"] in ("linear", "lightgbm") for t in trials)
     assert {t.tags["state"] for t in trials} <= {"COMPLETE", "PRUNED"}
 
-    # The stored model takes raw rows and reproduces the card's test metric.
-    model = joblib.load(io.BytesIO(client.load_artifact(outcome.run_id, "model.joblib")))
+    # The stored model, loaded through the public API, takes raw rows and reproduces the
+    # card's test metric.
+    import loopml
+
+    model = loopml.load_model(outcome.run_id[:8], workspace=workspace)
     card = json.loads(client.load_artifact(outcome.run_id, "model_card.json"))
     from loopml.data import Catalog, SplitSpec
 

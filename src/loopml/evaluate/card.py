@@ -19,19 +19,32 @@ solid #eee} th{color:#555;font-weight:600} .grid{display:flex;flex-wrap:wrap;gap
 
 
 def _png(draw: Any, size: tuple[float, float] = (4.2, 3.2)) -> str:
-    import matplotlib
+    """Return an <img> tag holding the PNG that ``draw(axes)`` makes.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A bare ``Figure`` with its own Agg canvas: no pyplot, so the caller's matplotlib
+    backend and open figures stay as they were.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    figure, axes = plt.subplots(figsize=size)
+    figure = Figure(figsize=size)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     draw(axes)
     axes.spines[["top", "right"]].set_visible(False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
     return (f"<img alt='plot' src='data:image/png;base64,"
             f"{base64.b64encode(buffer.getvalue()).decode()}'>")
+
+
+def _plain(text: Any) -> str:
+    """Return ``text`` safe as a matplotlib label: ``$`` would start math mode.
+
+    >>> _plain("price $ usd $")
+    'price \\\\$ usd \\\\$'
+    """
+    return str(text).replace("$", r"\$")
 
 
 def _table(rows: list[dict[str, Any]] | list[list[Any]], headers: list[str]) -> str:
@@ -51,6 +64,30 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with NaN and infinities as None, so it is valid JSON.
+
+    >>> json_safe({"auc": float("nan"), "rows": [1.0, float("inf")]})
+    {'auc': None, 'rows': [1.0, None]}
+    """
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
+def card_json(card: dict[str, Any]) -> bytes:
+    """Return the card as strict JSON (undefined metrics are null; their reasons are in it)."""
+    return json.dumps(json_safe(card), indent=2, default=str, allow_nan=False).encode()
+
+
 def render_card(card: dict[str, Any]) -> str:
     """Return the HTML model card of ``card`` (the JSON content)."""
     evaluation = card["evaluation"]
@@ -62,8 +99,10 @@ def render_card(card: dict[str, Any]) -> str:
              f"{html.escape(card['model']['candidate'])}</b> · metric {card['metric']} · "
              f"run <code>{card['run_id']}</code> · data <code>{html.escape(card['data']['ref'])}"
              f"</code> ({card['data']['content_hash'][:12]})</p>"]
+    undefined = evaluation.get("undefined", {})
     parts.append("<h2>Test metrics</h2>" + _table(
-        [[k, v] for k, v in evaluation["metrics"].items()], ["metric", "value"]))
+        [[k, v, undefined.get(k)] for k, v in evaluation["metrics"].items()],
+        ["metric", "value", "note"]))
     if "threshold" in evaluation:
         parts.append(f"<p>Decision threshold <b>{evaluation['threshold']:.3f}</b>, chosen on the "
                      "validation rows (maximises F1, or accuracy when that is the metric).</p>")
@@ -93,7 +132,8 @@ def render_card(card: dict[str, Any]) -> str:
                 for j, value in enumerate(row):
                     ax.text(j, i, str(value), ha="center", va="center")
             ax.set(title="Confusion (rows: true)", xticks=range(len(classes)),
-                   yticks=range(len(classes)), xticklabels=classes, yticklabels=classes)
+                   yticks=range(len(classes)), xticklabels=[_plain(c) for c in classes],
+                   yticklabels=[_plain(c) for c in classes])
 
         plots.append(_png(draw_confusion, (3.6, 3.2)))
     if evaluation.get("residuals"):
@@ -109,7 +149,7 @@ def render_card(card: dict[str, Any]) -> str:
     parts.append(f"<h2>What drives predictions</h2><p class='meta'>{explanations['method']}: "
                  f"{html.escape(explanations['unit'])}</p>")
     if importance:
-        parts.append(_png(lambda ax: (ax.barh([k for k, _ in reversed(importance)],
+        parts.append(_png(lambda ax: (ax.barh([_plain(k) for k, _ in reversed(importance)],
                                               [v for _, v in reversed(importance)],
                                               color="#54a24b"),
                                       ax.set(title="Global importance")), (6, 3.6)))
@@ -129,7 +169,8 @@ def render_card(card: dict[str, Any]) -> str:
             parts.append(_table(rows, ["group", "rows", "selection rate", "TPR", "FPR"]))
             groups = result["groups"]
             parts.append(_png(lambda ax, g=groups: (
-                ax.bar(list(g), [v["selection_rate"] for v in g.values()], color="#e45756"),
+                ax.bar([_plain(k) for k in g], [v["selection_rate"] for v in g.values()],
+                       color="#e45756"),
                 ax.set(title="Selection rate by group")), (4, 2.6)))
 
     if evaluation.get("slices"):

@@ -1,25 +1,35 @@
 """Explanations: exact TreeSHAP for LightGBM and XGBoost, permutation importance otherwise.
 
-SHAP values come from the boosters' own TreeSHAP (``pred_contrib``), in the model's raw
-output (log-odds for classes, the value for regression), so for every row they add up to
-the raw prediction minus the expected value. Contributions of the columns the
-preprocessing made from one input column (one-hot levels, date parts, missing flags) are
-summed back to that input column, which keeps the additivity.
+Any model can be explained. A model that offers ``feature_contributions(frame)`` (loopml's
+trained models do, from the boosters' own TreeSHAP) gives exact per-row contributions per
+input column; any other object with ``predict``/``predict_proba`` gets permutation
+importance, measured with the metric being optimised.
+
+SHAP values come from the boosters' ``pred_contrib`` in the model's raw output (log-odds
+for classes, the value for regression), so for every row they add up to the raw
+prediction minus the expected value. Contributions of the columns the preprocessing made
+from one input column (one-hot levels, date parts, missing flags) are summed back to that
+input column, which keeps the additivity.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from loopml.evaluate.metrics import get_metric, score
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from loopml.train.model import TrainedModel
-
 ROWS_SHOWN = 5
 MAX_ROWS = 2000
 PERMUTATION_ROWS = 1000  # permutation importance predicts columns × repeats times
+PERMUTATION_REPEATS = 3
+
+# (frame) -> (encoded predictions, probabilities or None): what permutation importance scores
+Predictions = Callable[["pd.DataFrame"], "tuple[np.ndarray, np.ndarray | None]"]
 
 
 def source_columns(transformed_names: list[str], inputs: list[str]) -> list[str]:
@@ -37,17 +47,15 @@ def source_columns(transformed_names: list[str], inputs: list[str]) -> list[str]
     return out
 
 
-def tree_shap(model: TrainedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-    """Return (per-feature contributions, expected values) in transformed-feature space.
+def booster_contributions(estimator: Any, transformed: np.ndarray, *, n_classes: int
+                          ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (contributions per transformed feature, expected values) from a booster's TreeSHAP.
 
-    Shapes: (rows, features) and (rows,); for multiclass models, the contributions to each
-    row's predicted class. None when the estimator has no native TreeSHAP.
+    Shapes: (rows, features) and (rows,); for more than two classes, the contributions to
+    each row's predicted class. None when the estimator has no native TreeSHAP.
     """
     import numpy as np
 
-    estimator = model.pipeline.named_steps["model"]
-    transformed = model.pipeline.named_steps["features"].transform(frame[model.input_columns])
-    transformed = np.asarray(transformed, dtype=float)
     module = type(estimator).__module__
     if module.startswith("lightgbm"):
         contrib = estimator.predict(transformed, pred_contrib=True)
@@ -59,22 +67,16 @@ def tree_shap(model: TrainedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.
     else:
         return None
     contrib = np.asarray(contrib)
-    if model.task == "multiclass":
+    if n_classes > 2:
         # One block of (features + bias) per class; explain each row's predicted class.
-        classes = len(model.classes)
-        blocks = contrib.reshape(len(contrib), classes, -1)
+        blocks = contrib.reshape(len(contrib), n_classes, -1)
         chosen = blocks[np.arange(len(blocks)), blocks.sum(axis=2).argmax(axis=1)]
         return chosen[:, :-1], chosen[:, -1]
     return contrib[:, :-1], contrib[:, -1]
 
 
-def raw_prediction(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
-    """Return the booster's raw output (log-odds or value), what SHAP values add up to."""
-    import numpy as np
-
-    estimator = model.pipeline.named_steps["model"]
-    transformed = np.asarray(model.pipeline.named_steps["features"].transform(
-        frame[model.input_columns]), dtype=float)
+def booster_raw_output(estimator: Any, transformed: np.ndarray) -> np.ndarray:
+    """Return a booster's raw output (log-odds or value), what its SHAP values add up to."""
     if type(estimator).__module__.startswith("lightgbm"):
         return estimator.predict(transformed, raw_score=True)
     import xgboost
@@ -82,61 +84,81 @@ def raw_prediction(model: TrainedModel, frame: pd.DataFrame) -> np.ndarray:
     return estimator.get_booster().predict(xgboost.DMatrix(transformed), output_margin=True)
 
 
-def explain(model: TrainedModel, frame: pd.DataFrame, y_encoded: np.ndarray, *, metric: str,
-            seed: int = 0) -> dict[str, Any]:
-    """Return global importance per input column and contributions for a few rows."""
+def sum_by_source(contributions: np.ndarray, transformed_names: list[str], inputs: list[str]
+                  ) -> dict[str, np.ndarray]:
+    """Return contributions summed back to the input column each transformed feature came from."""
     import numpy as np
 
-    sample = frame.sample(min(len(frame), MAX_ROWS), random_state=seed) if len(frame) > \
-        MAX_ROWS else frame
-    shap = tree_shap(model, sample)
+    by_column = {c: np.zeros(len(contributions)) for c in inputs}
+    for index, column in enumerate(source_columns(transformed_names, inputs)):
+        if column in by_column:
+            by_column[column] += contributions[:, index]
+    return by_column
+
+
+def explain(model: Any, frame: pd.DataFrame, y_encoded: np.ndarray, *, input_columns: list[str],
+            predictions: Predictions, metric: str, labels: list[int] | None = None,
+            seed: int = 0) -> dict[str, Any]:
+    """Return global importance per input column and contributions for a few rows.
+
+    ``predictions`` turns rows into (encoded predictions, probabilities), what permutation
+    importance scores with ``metric`` when ``model`` offers no ``feature_contributions``.
+    """
+    import numpy as np
+
+    sample = frame.sample(MAX_ROWS, random_state=seed) if len(frame) > MAX_ROWS else frame
+    contribute = getattr(model, "feature_contributions", None)
+    shap = contribute(sample) if callable(contribute) else None
     if shap is not None:
-        contributions, expected = shap
-        names = list(model.pipeline.named_steps["features"].get_feature_names_out())
-        sources = source_columns(names, model.input_columns)
-        by_column = {c: np.zeros(len(sample)) for c in model.input_columns}
-        for index, column in enumerate(sources):
-            if column in by_column:
-                by_column[column] += contributions[:, index]
+        by_column, expected, unit = shap
         importance = {c: float(np.abs(v).mean()) for c, v in by_column.items()}
         rows = [{"expected_value": float(expected[i]),
-                 "contributions": {c: float(by_column[c][i]) for c in model.input_columns}}
+                 "contributions": {c: float(by_column[c][i]) for c in input_columns}}
                 for i in range(min(ROWS_SHOWN, len(sample)))]
-        unit = "raw model output (log-odds of the predicted class)" if model.task == \
-            "multiclass" else "raw model output (log-odds for classes)"
-        return {"method": "tree_shap", "unit": unit,
-                "importance": _sorted(importance), "rows": rows}
-    return _permutation(model, sample, frame, y_encoded, metric=metric, seed=seed)
-
-
-def _permutation(model: TrainedModel, sample: pd.DataFrame, frame: pd.DataFrame,
-                 y_encoded: np.ndarray, *, metric: str, seed: int) -> dict[str, Any]:
-    from sklearn.inspection import permutation_importance
-
-    from loopml.train.scoring import needs_proba, score
-    from loopml.train.task import DIRECTION
-
-    if len(sample) > PERMUTATION_ROWS:
-        sample = sample.sample(PERMUTATION_ROWS, random_state=seed)
+        return {"method": "tree_shap", "unit": unit, "importance": _sorted(importance),
+                "rows": rows}
     index = frame.index.get_indexer(sample.index)
-    target = y_encoded[index]
-    labels = list(range(len(model.classes))) if model.classes else None
-
-    def scorer(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> float:
-        proba = estimator.predict_proba(X) if model.task != "regression" and \
-            needs_proba(metric) else None
-        if model.task == "regression":
-            predicted = estimator.predict(X)
-        else:
-            predicted = (proba if proba is not None else estimator.predict_proba(X)).argmax(1)
-        return DIRECTION[metric] * score(metric, y, predicted, proba, labels=labels)
-
-    result = permutation_importance(model.pipeline, sample[model.input_columns], target,
-                                    scoring=scorer, n_repeats=3, random_state=seed, n_jobs=1)
-    importance = {c: float(v) for c, v in zip(model.input_columns, result.importances_mean,
-                                              strict=True)}
+    importance = permutation_importance(sample, np.asarray(y_encoded)[index], input_columns,
+                                        predictions=predictions, metric=metric, labels=labels,
+                                        seed=seed)
     return {"method": "permutation", "unit": f"drop in {metric} when the column is shuffled",
             "importance": _sorted(importance), "rows": []}
+
+
+def permutation_importance(frame: pd.DataFrame, y_encoded: np.ndarray, columns: list[str], *,
+                           predictions: Predictions, metric: str,
+                           labels: list[int] | None = None, seed: int = 0,
+                           repeats: int = PERMUTATION_REPEATS) -> dict[str, float]:
+    """Return, per column, the mean drop in ``metric`` when that column's values are shuffled.
+
+    A drop is measured in the metric's good direction, so a useful column scores above 0.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if len(frame) > PERMUTATION_ROWS:
+        keep = rng.choice(len(frame), PERMUTATION_ROWS, replace=False)
+        frame, y_encoded = frame.iloc[keep], y_encoded[keep]
+    direction = get_metric(metric).direction
+
+    def judged(rows: pd.DataFrame) -> float:
+        predicted, proba = predictions(rows)
+        try:
+            return direction * score(metric, y_encoded, predicted, proba, labels=labels)
+        except ValueError:
+            return float("nan")
+
+    baseline = judged(frame)
+    out = {}
+    for column in columns:
+        drops = []
+        for _ in range(repeats):
+            shuffled = frame.copy()
+            shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+            drops.append(baseline - judged(shuffled))
+        mean = float(np.mean(drops))
+        out[column] = mean if mean == mean else 0.0
+    return out
 
 
 def _sorted(importance: dict[str, float]) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loopml.train.scoring import needs_proba, score
+from loopml.evaluate.metrics import get_metric, score
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +32,7 @@ def metric_by_slice(frame: pd.DataFrame, columns: list[str], *, metric: str, tas
             if mask.sum() >= MIN_ROWS:
                 part_proba = proba[mask] if proba is not None else None
                 try:
-                    if needs_proba(metric) and task == "binary" and \
+                    if get_metric(metric).needs_proba and task == "binary" and \
                             len(np.unique(y_true[mask])) < 2:
                         raise ValueError("one class only")
                     entry[metric] = score(metric, y_true[mask], y_pred[mask], part_proba,

@@ -2,18 +2,68 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import secrets
 from pathlib import Path
+from typing import Any
 
 from loopml.errors import InvalidInput
 
 SAMPLE_ROWS = 200_000
+# pyyaml reads these as line breaks too: a value holding one is written double-quoted.
+_BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
+
+
+def yaml_value(value: Any) -> str:
+    """Return ``value`` as one line of YAML that reads back as the same value.
+
+    >>> yaml_value("2024.csv"), yaml_value("on"), yaml_value(["Income, USD", "x"])
+    ('2024.csv', "'on'", "['Income, USD', x]")
+    >>> yaml_value("a\\nb")
+    '"a\\\\nb"'
+    """
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31)
+    text = text.removesuffix("\n").removesuffix("\n...")
+    if _BREAKS.search(text):
+        text = yaml.safe_dump(value, default_flow_style=True, default_style='"',
+                              allow_unicode=False, width=2**31).removesuffix("\n")
+    return text
+
+
+def comment_text(text: str) -> str:
+    """Return ``text`` safe inside a YAML comment: no line breaks or control characters.
+
+    >>> comment_text("a\\nb\\x1b[31m")
+    'a b [31m'
+    """
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def dataset_name_for(stem: str) -> str:
+    """Return a usable dataset name made from a file name's stem.
+
+    >>> dataset_name_for("2024"), dataset_name_for(" on, #1: ü"), dataset_name_for("ü")
+    ('2024', 'on_1_', 'data')
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:128]
+    return name if name.strip("_") else "data"
 
 
 def render_project_file(data_file: Path, *, target: str, sensitive: list[str],
-                        name: str | None) -> str:
-    """Return the text of a project file for ``data_file`` predicting ``target``."""
-    from loopml.config import DEFAULT_METRIC, METRICS, FeaturesSection
+                        name: str | None, out: Path | None = None) -> str:
+    """Return the text of a project file for ``data_file`` predicting ``target``.
+
+    Every value is written by a YAML emitter, so a file ``2024.csv`` or a column ``on``
+    reads back as the same text. With ``out``, ``data.source`` is relative to its folder.
+    """
+    from loopml.config import FeaturesSection
     from loopml.data import resolve_source
+    from loopml.data.catalog import check_dataset_name
+    from loopml.evaluate.metrics import DEFAULT_METRIC, metric_names
     from loopml.train.features import infer_features
     from loopml.train.task import infer_task
 
@@ -27,22 +77,23 @@ def render_project_file(data_file: Path, *, target: str, sensitive: list[str],
             raise InvalidInput(f"{data_file}: no sensitive column {column!r}")
     task = infer_task(frame[target])
     features = infer_features(frame, target=target, spec=FeaturesSection(), sensitive=sensitive)
-    project = name or data_file.stem
-    dropped = "".join(f"\n  #   {c}: {why}" for c, why in features.dropped.items()
-                      if c != target)
+    project = check_dataset_name(name) if name else dataset_name_for(data_file.stem)
+    source = str(data_file) if out is None else \
+        os.path.relpath(data_file.resolve(), out.resolve().parent)
+    dropped = "".join(f"\n  #   {comment_text(c)}: {comment_text(why)}"
+                      for c, why in features.dropped.items() if c != target)
+    listing = yaml_value
+    command = comment_text(f"loopml init {data_file.name} --target {target}")
 
-    def listing(values: list[str]) -> str:
-        return "[" + ", ".join(values) + "]"
-
-    return f"""# loopml project file, written by `loopml init {data_file.name} --target {target}`.
+    return f"""# loopml project file, written by `{command}`.
 # Every key is checked; `loopml train` explains any mistake before it starts work.
 project:
-  name: {project}
+  name: {yaml_value(project)}
 
 data:
-  dataset: {project}              # the dataset name in the catalog
-  source: {data_file}             # added as a dataset version on first `loopml train`
-  target: {target}
+  dataset: {yaml_value(project)}              # the dataset name in the catalog
+  source: {yaml_value(source)}    # hashed at every `loopml train`; new content, new version
+  target: {yaml_value(target)}
   task: {task}                    # auto | binary | multiclass | regression (inferred: {task})
   sensitive: {listing(sensitive)}              # fairness is reported per group of these
   split:
@@ -61,7 +112,7 @@ features:                         # inferred below; delete a list to infer it ag
 
 train:
   candidates: [linear, random_forest, hist_gradient_boosting, lightgbm, xgboost]
-  metric: {DEFAULT_METRIC[task]}   # one of: {", ".join(METRICS[task])}
+  metric: {DEFAULT_METRIC[task]}   # one of: {", ".join(metric_names(task))}
   trials: 40                      # and/or time_budget_s: 60
   n_jobs: -1                      # parallel trials; -1 = every core
   backend: local                  # local | ray
@@ -86,3 +137,45 @@ def _sample(source: object) -> object:
     if not taken:
         raise InvalidInput(f"{source.location}: the data has no rows")  # type: ignore[attr-defined]
     return pa.Table.from_batches(taken, schema=taken[0].schema).to_pandas()
+
+
+def check_out_path(out: Path, *, force: bool) -> None:
+    """Refuse an ``--out`` path that cannot take the project file, before any work."""
+    if out.is_dir():
+        raise InvalidInput(f"--out {out} is a folder; give a file path such as "
+                           f"{out / 'loopml.yaml'}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise InvalidInput(f"--out {out}: the folder {folder} does not exist; create it "
+                           "first or choose another path")
+    if os.path.lexists(out) and not force:
+        raise InvalidInput(f"{out} already exists; pass --force to overwrite it")
+
+
+def write_project_file(text: str, out: Path, *, force: bool = False) -> None:
+    """Write ``text`` to ``out`` whole, or not at all.
+
+    The temp file has a random name in ``out``'s folder and is created exclusively
+    (``O_EXCL``, ``O_NOFOLLOW``): a file or link planted in its place is never written
+    through. It is then renamed over ``out``.
+    """
+    check_out_path(out, force=force)
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(8)}.part"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except OSError as exc:
+        raise InvalidInput(f"--out {out}: cannot create a file in {out.parent}: "
+                           f"{exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise InvalidInput(f"--out {out}: cannot write: {exc.strerror}") from exc
+        raise

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopml.train.task import DIRECTION
+from loopml.evaluate.metrics import get_metric, score
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,14 +87,11 @@ def fit_pipeline(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.D
 
 
 def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
-    from loopml.train.scoring import needs_proba, score
-
     if job.task == "regression":
         return score(job.metric, y, pipeline.predict(X), None, labels=job.labels)
     proba = full_proba(pipeline, X, len(job.labels))
     predicted = proba.argmax(axis=1)
-    return score(job.metric, y, predicted, proba if needs_proba(job.metric) else None,
-                 labels=job.labels)
+    return score(job.metric, y, predicted, proba, labels=job.labels)
 
 
 def full_proba(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
@@ -128,7 +125,7 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None
     import numpy as np
     import optuna
 
-    sign = DIRECTION[job.metric]
+    sign = get_metric(job.metric).direction
 
     def objective(trial: optuna.Trial) -> float:
         candidate, params = _sample(job, trial)
@@ -248,7 +245,7 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
     import optuna
 
     study = optuna.load_study(study_name=STUDY, storage=_storage(storage_path))
-    sign = DIRECTION[metric]
+    sign = get_metric(metric).direction
     trials = []
     for t in study.get_trials(deepcopy=False):
         value = None if t.value is None else sign * t.value
@@ -264,10 +261,16 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
     return SearchResult(best["model"], params, best["value"], trials, interrupted)
 
 
-def workers_for(n_jobs: int) -> int:
-    """Return how many trial workers ``train.n_jobs`` asks for (-1: one per core)."""
+def workers_for(n_jobs: int, trials: int | None = None) -> int:
+    """Return how many trial workers to start: ``train.n_jobs`` (-1: one per core), never
+    more than there are trials.
+
+    >>> workers_for(5, trials=1), workers_for(2), workers_for(8, trials=3)
+    (1, 2, 3)
+    """
     cores = os.cpu_count() or 1
-    return cores if n_jobs == -1 else max(1, min(n_jobs, 64))
+    workers = cores if n_jobs == -1 else max(1, min(n_jobs, 64))
+    return workers if trials is None else max(1, min(workers, trials))
 
 
 def threads_for(workers: int) -> int:
@@ -282,7 +285,7 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
     import joblib
 
     deadline = None if time_budget_s is None else time.time() + time_budget_s
-    workers = workers_for(n_jobs)
+    workers = workers_for(n_jobs, trials)
     with tempfile.TemporaryDirectory(prefix="loopml-search-") as tmp:
         job_path = Path(tmp, "job.joblib")
         storage_path = Path(tmp, "study.journal")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loopml.config import DEFAULT_METRIC, METRICS
 from loopml.errors import InvalidInput
+from loopml.evaluate.metrics import DEFAULT_METRIC, get_metric
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_CLASSES = 50
-# Direction of each metric: +1 higher is better, -1 lower is better.
-DIRECTION = {"roc_auc": 1, "pr_auc": 1, "f1": 1, "accuracy": 1, "f1_macro": 1,
-             "roc_auc_ovr": 1, "r2": 1, "log_loss": -1, "brier": -1, "rmse": -1, "mae": -1,
-             "mape": -1}
 
 
 def infer_task(target: pd.Series) -> str:
@@ -52,7 +48,7 @@ def resolve_metric(task: str, metric: str | None) -> str:
     """Return the metric to optimise; refuse one that does not fit the task."""
     if metric is None:
         return DEFAULT_METRIC[task]
-    if metric not in METRICS[task]:
-        raise InvalidInput(f"train.metric {metric!r} does not fit a {task} task; choose from "
-                           f"{', '.join(METRICS[task])}")
-    return metric
+    try:
+        return get_metric(metric, task=task).name
+    except InvalidInput as exc:
+        raise InvalidInput(f"train.metric: {exc}") from exc

@@ -3,7 +3,8 @@
 A trainer says which tasks it handles, whether it is tree-based (trees need no scaling
 and take ordinal-encoded categories), how to sample its hyperparameters in an Optuna
 trial, and how to build a scikit-learn-compatible estimator from them. Adding a trainer
-is one module here and one line in ``_MODULES``.
+is one module here and one line in ``_MODULES``; config validation reads the names from
+:func:`trainer_names`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ _MODULES = {
     "xgboost": "loopml.train.trainers.xgb",
     "mlp": "loopml.train.trainers.torch_mlp",
 }
+
+
+def trainer_names() -> tuple[str, ...]:
+    """Return the name of every trainer loopml knows (some need an optional extra).
+
+    >>> "lightgbm" in trainer_names()
+    True
+    """
+    return tuple(_MODULES)
 
 
 class Trainer(Protocol):
