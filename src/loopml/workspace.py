@@ -45,11 +45,47 @@ class Workspace:
         artifacts_uri = env.get("LOOPML_ARTIFACTS_URI") or str(home_path / "artifacts")
         return cls(home=home_path, store_uri=store_uri, artifacts_uri=artifacts_uri)
 
+    def exists(self) -> bool:
+        """Return whether this workspace's metadata store is there (always true for a server).
+
+        >>> Workspace.from_env("/nonexistent/ws", env={}).exists()
+        False
+        """
+        database = self._sqlite_file()
+        return database is None or database.is_file()
+
+    def _sqlite_file(self) -> Path | None:
+        """Return the SQLite file of the store, or None for a server or in-memory database."""
+        from sqlalchemy.engine import make_url
+
+        if not self.store_uri.startswith("sqlite:"):
+            return None  # a server database: connecting tells whether it is there
+        database = make_url(self.store_uri).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database).expanduser()
+
+    def require(self) -> Workspace:
+        """Return self if the workspace exists; raise StoreUnavailable ("no workspace at …")."""
+        if not self.exists():
+            raise StoreUnavailable(
+                f"no workspace at {self.home} ({self._sqlite_file()} does not exist): check "
+                "--home / LOOPML_HOME, or create one with `loopml data add` or `loopml train`"
+            )
+        return self
+
     def open(self, *, create: bool = True) -> tuple[Store, ArtifactStore]:
-        """Connect to the metadata store and the artifact store (creating them if ``create``)."""
+        """Connect to the metadata store and the artifact store.
+
+        With ``create`` (commands that write) a missing workspace is made; without it
+        (commands that only read) a missing one is an error and nothing is created, so a
+        mistyped ``--home`` leaves no empty workspace behind.
+        """
         from loopml.artifacts import ArtifactStore
         from loopml.store import Store
 
+        if not create:
+            self.require()
         if self.store_uri.startswith("sqlite:///") and create:
             try:
                 self.home.mkdir(parents=True, exist_ok=True)
@@ -59,5 +95,5 @@ class Workspace:
                     "(set LOOPML_HOME to a writable folder)"
                 ) from exc
         store = Store(self.store_uri).connect(create=create)
-        artifacts = ArtifactStore(self.artifacts_uri).connect()
+        artifacts = ArtifactStore(self.artifacts_uri).connect(create=create)
         return store, artifacts

@@ -30,11 +30,12 @@ class Backend(Protocol):
 
     root: str
 
-    def connect(self) -> None: ...
+    def connect(self, *, create: bool = True) -> None: ...
     def exists(self, key: str) -> bool: ...
     def begin_write(self) -> PendingWrite: ...
     def open_read(self, key: str) -> IO[bytes]: ...
     def delete(self, key: str) -> None: ...
+    def touch(self, key: str) -> None: ...
 
 
 class LocalBackend:
@@ -44,7 +45,9 @@ class LocalBackend:
         self.root = str(Path(root).expanduser().absolute())
         self._tmp = Path(self.root, "tmp")
 
-    def connect(self) -> None:
+    def connect(self, *, create: bool = True) -> None:
+        if not create:
+            return  # a reader of a missing folder finds no objects; nothing is made for it
         try:
             Path(self.root, "objects").mkdir(parents=True, exist_ok=True)
             self._tmp.mkdir(exist_ok=True)
@@ -70,12 +73,25 @@ class LocalBackend:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
+    def touch(self, key: str) -> None:
+        # A writer that finds its bytes already stored marks them fresh, so `loopml gc`
+        # (which spares young objects) does not take them before the writer records them.
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self._path(key))
+
 
 class _LocalPending:
+    """A temp file ``tmp/<pid>-<random>.part``, locked (flock) while it is written.
+
+    The lock dies with the process, even on SIGKILL, so `loopml gc` can tell a live
+    write from a leftover one.
+    """
+
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
-        self._tmp_path = backend._tmp / f"{uuid.uuid4().hex}.part"
+        self._tmp_path = backend._tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         self._file = self._tmp_path.open("xb")
+        lock_file(self._file.fileno())
 
     def write(self, chunk: bytes) -> None:
         self._file.write(chunk)
@@ -95,6 +111,34 @@ class _LocalPending:
             self._tmp_path.unlink()
 
 
+def lock_file(fd: int) -> None:
+    """Hold an exclusive advisory lock on ``fd`` until it is closed (no-op without flock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: gc falls back on the age threshold alone
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def is_locked(path: Path) -> bool:
+    """Return whether another open file holds a lock on ``path`` (a write in progress)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock, if it got one
+    return False
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -111,7 +155,7 @@ class FsspecBackend:
         self._fs: AbstractFileSystem | None = None
         self._base = ""
 
-    def connect(self) -> None:
+    def connect(self, *, create: bool = True) -> None:
         import fsspec
 
         try:
@@ -144,6 +188,9 @@ class FsspecBackend:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._path(key))
+
+    def touch(self, key: str) -> None:
+        pass  # object stores cannot refresh a date without rewriting the object
 
 
 class _FsspecPending:

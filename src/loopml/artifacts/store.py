@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -58,9 +59,9 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"
 
-    def connect(self) -> ArtifactStore:
-        """Create the root folder if needed; return self."""
-        self._backend.connect()
+    def connect(self, *, create: bool = True) -> ArtifactStore:
+        """Open the store (creating the root folder if ``create``); return self."""
+        self._backend.connect(create=create)
         return self
 
     @property
@@ -71,12 +72,27 @@ class ArtifactStore:
         """Store ``data``; return its address and size."""
         return self.put_chunks([data])
 
-    def put_file(self, path: str | os.PathLike[str]) -> StoredBlob:
-        """Store the content of the file at ``path``."""
+    def put_file(self, path: str | os.PathLike[str], *, follow_symlinks: bool = True
+                 ) -> StoredBlob:
+        """Store the content of the file at ``path``.
+
+        With ``follow_symlinks=False`` a path that is (or became, since it was listed) a
+        symbolic link is refused instead of read.
+        """
         path = Path(path)
+        if not follow_symlinks and path.is_symlink():
+            raise InvalidInput(f"cannot log {path}: it is a symbolic link (links are not "
+                               "followed; copy the file it points to instead)")
         if not path.is_file():
             raise InvalidInput(f"cannot log {path}: it is not a file")
-        with path.open("rb") as handle:
+        flags = os.O_RDONLY | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            why = ("it is a symbolic link (links are not followed; copy the file it points "
+                   "to instead)" if exc.errno == errno.ELOOP else exc.strerror)
+            raise InvalidInput(f"cannot log {path}: {why}") from exc
+        with os.fdopen(fd, "rb") as handle:
             return self.put_chunks(iter(lambda: handle.read(CHUNK), b""))
 
     def put_chunks(self, chunks: Iterable[bytes]) -> StoredBlob:
@@ -93,6 +109,7 @@ class ArtifactStore:
             key = object_key(sha256)
             if self._backend.exists(key):
                 pending.abort()  # same content is already stored
+                self._backend.touch(key)
             else:
                 pending.commit(key)
         except BaseException:

@@ -20,10 +20,12 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="Project fil
                                                    "(default ./loopml.yaml, if present).")]
 
 
-def _catalog(home: Path | None) -> Catalog:
+def _catalog(home: Path | None, *, create: bool = True) -> Catalog:
     from loopml.data import Catalog
     from loopml.workspace import Workspace
 
+    if not create:  # read commands: a missing workspace is an error, and no PII key is made
+        return Catalog(*Workspace.from_env(home).open(create=False))
     return Catalog.from_workspace(Workspace.from_env(home))
 
 
@@ -124,7 +126,7 @@ def data_list(
     """List datasets and their versions."""
     from loopml.views import data as views
 
-    versions = _catalog(home).list(project=project)
+    versions = _catalog(home, create=False).list(project=project)
     if as_json:
         print_json([views.version_json(v) for v in versions])
     else:
@@ -143,7 +145,7 @@ def data_show(
     """Show a dataset version: profile, PII, splits, and the runs that used it."""
     from loopml.views import data as views
 
-    catalog = _catalog(home)
+    catalog = _catalog(home, create=False)
     version = catalog.get(ref, project=project)
     profile = catalog.profile(version)
     splits = catalog.store.datasets.splits(version.id)
@@ -168,7 +170,7 @@ def data_contract(
     home: HomeOption = None,
 ) -> None:
     """Print a dataset's contract as YAML, or store an edited one with --set."""
-    catalog = _catalog(home)
+    catalog = _catalog(home, create=set_file is not None)
     if set_file is None:
         typer.echo(catalog.contract_yaml(ref, project=project), nl=False)
         return

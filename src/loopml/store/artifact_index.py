@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from loopml.errors import InvalidInput, NotFound
 from loopml.store.records import ArtifactRecord
@@ -37,6 +38,15 @@ def check_artifact_name(name: object) -> str:
     return name
 
 
+class ArtifactRow(NamedTuple):
+    """One named file to record: its name and the stored bytes it points at."""
+
+    name: str
+    sha256: str
+    size: int
+    media_type: str
+
+
 class ArtifactIndex:
     """Record and look up the named artifacts of runs."""
 
@@ -46,15 +56,21 @@ class ArtifactIndex:
     def record(self, run_id: str, *, name: str, sha256: str, size: int,
                media_type: str) -> ArtifactRecord:
         """Point ``run_id``'s artifact ``name`` at stored bytes (replacing an earlier one)."""
-        check_artifact_name(name)
+        return self.record_many(run_id, [ArtifactRow(name, sha256, size, media_type)])[0]
+
+    def record_many(self, run_id: str, rows: Sequence[ArtifactRow]) -> list[ArtifactRecord]:
+        """Record several named artifacts of ``run_id`` in one transaction: all or none."""
+        for row in rows:
+            check_artifact_name(row.name)
         now = utcnow()
-        row = {"run_id": run_id, "name": name, "sha256": sha256, "size": size,
-               "media_type": media_type, "created_at": now}
-        with self._store.write() as conn:
-            upsert(conn, Artifact.__table__, [row], key=["run_id", "name"],
-                   update=["sha256", "size", "media_type", "created_at"])
-        return ArtifactRecord(run_id=run_id, name=name, sha256=sha256, size=size,
-                              media_type=media_type, created_at=now)
+        values = [{"run_id": run_id, "name": r.name, "sha256": r.sha256, "size": r.size,
+                   "media_type": r.media_type, "created_at": now} for r in rows]
+        if values:
+            with self._store.write() as conn:
+                upsert(conn, Artifact.__table__, values, key=["run_id", "name"],
+                       update=["sha256", "size", "media_type", "created_at"])
+        return [ArtifactRecord(run_id=run_id, name=r.name, sha256=r.sha256, size=r.size,
+                               media_type=r.media_type, created_at=now) for r in rows]
 
     def list(self, run_id: str) -> list[ArtifactRecord]:
         """Return a run's artifacts by name."""
@@ -77,6 +93,24 @@ class ArtifactIndex:
             return conn.execute(
                 select(Artifact.id).where(Artifact.sha256 == sha256).limit(1)
             ).first() is not None
+
+
+def referenced_addresses(store: Store) -> set[str]:
+    """Return every sha256 address a record points at: run artifacts, dataset snapshots …
+
+    Every column named ``*sha256`` of every table is an address in the artifact store,
+    so a table added later (a model registry) is covered without touching this function.
+    """
+    from sqlalchemy import select, union
+
+    from loopml.store.schema import Base
+
+    columns = [column for table in Base.metadata.sorted_tables for column in table.columns
+               if column.name.endswith("sha256")]
+    query = union(*[select(column.label("sha256")).where(column.is_not(None))
+                    for column in columns])
+    with store.read() as conn:
+        return set(conn.execute(query).scalars())
 
 
 def artifact_records(conn: Connection, run_id: str) -> list[ArtifactRecord]:

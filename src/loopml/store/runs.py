@@ -6,7 +6,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput, NotFound
@@ -92,22 +92,32 @@ class Runs:
     def create(
         self,
         *,
-        project: str,
+        project: str | None,
         name: str,
         parent_id: str | None = None,
         tags: Mapping[str, object] | None = None,
     ) -> RunRecord:
-        """Insert a RUNNING run (and its project, if new); return it."""
-        from sqlalchemy import insert
+        """Insert a RUNNING run (and its project, if new); return it.
 
-        check_key(project, what="project")
+        A child run with no ``project`` joins its parent's; a top-level one, ``"default"``.
+        """
+        from sqlalchemy import insert, select
+
+        if project is not None:
+            check_key(project, what="project")
         check_key(name, what="run")
         run_id = uuid.uuid4().hex
         now = utcnow()
         with self._store.write() as conn:
-            project_id = ensure_project(conn, project)
             if parent_id is not None:
                 parent_id = self._resolve(conn, parent_id)
+                if project is None:
+                    project = conn.execute(
+                        select(Project.name).join(Run, Run.project_id == Project.id)
+                        .where(Run.id == parent_id)
+                    ).scalar_one()
+            project = project or "default"
+            project_id = ensure_project(conn, project)
             conn.execute(
                 insert(Run),
                 {
@@ -161,6 +171,36 @@ class Runs:
             row = conn.execute(_run_select().where(Run.id == full)).one()
         return _row_to_record(row)
 
+    def mark_gone(self) -> list[str]:
+        """Mark KILLED the RUNNING runs of this host whose process is gone; return their ids.
+
+        Called by every listing, so a run whose process was SIGKILLed does not stay
+        RUNNING forever. Runs of other hosts are left alone: their processes cannot be
+        seen from here.
+        """
+        from sqlalchemy import select, update
+
+        from loopml.store.processes import process_gone, this_host
+
+        host = this_host()
+        with self._store.read() as conn:
+            candidates = conn.execute(
+                select(Run.id, Run.pid, Run.start_time)
+                .where(Run.status == "RUNNING", Run.host == host)
+            ).all()
+        gone = [(run_id, pid) for run_id, pid, started in candidates
+                if process_gone(pid, _aware(started))]
+        for run_id, pid in gone:
+            with self._store.write() as conn:
+                conn.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == "RUNNING")
+                    .values(status="KILLED", end_time=utcnow(),
+                            error=f"process gone (pid {pid} on {host} ended without "
+                                  "ending the run)")
+                )
+        return [run_id for run_id, _ in gone]
+
     def list(
         self,
         *,
@@ -184,6 +224,7 @@ class Runs:
             query = query.where(Run.parent_id.is_(None))
         if limit is not None:
             query = query.limit(limit)
+        self.mark_gone()
         with self._store.read() as conn:
             return [_row_to_record(row) for row in conn.execute(query)]
 
@@ -249,6 +290,7 @@ class Runs:
         from loopml.store.artifact_index import artifact_records
         from loopml.store.metrics import latest_points
 
+        self.mark_gone()
         with self._store.read() as conn:
             full = self._resolve(conn, run_id)
             run = _row_to_record(conn.execute(_run_select().where(Run.id == full)).one())
@@ -285,6 +327,13 @@ class Runs:
                 conn.execute(delete(table).where(table.run_id.in_(doomed)))
             conn.execute(delete(Run).where(Run.id.in_(doomed)))
         return doomed
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """Return ``moment`` with UTC attached if the driver handed it back naive."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _param_text(value: object) -> str:

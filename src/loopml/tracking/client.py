@@ -39,9 +39,9 @@ class TrackingClient:
         self._open_lock = threading.Lock()
 
     @classmethod
-    def from_workspace(cls, workspace: Workspace) -> TrackingClient:
-        """Connect to a workspace's stores and return a client for them."""
-        store, artifacts = workspace.open()
+    def from_workspace(cls, workspace: Workspace, *, create: bool = True) -> TrackingClient:
+        """Connect to a workspace's stores (creating them if ``create``); return a client."""
+        store, artifacts = workspace.open(create=create)
         return cls(store, artifacts)
 
     # -- writing ---------------------------------------------------------------------------
@@ -49,11 +49,14 @@ class TrackingClient:
         self,
         name: str,
         *,
-        project: str = "default",
+        project: str | None = None,
         parent: str | ActiveRun | None = None,
         tags: Mapping[str, object] | None = None,
     ) -> ActiveRun:
-        """Create a RUNNING run and return its handle (use it in a ``with`` block)."""
+        """Create a RUNNING run and return its handle (use it in a ``with`` block).
+
+        The project defaults to the parent run's, else ``"default"``.
+        """
         from loopml.tracking.run import ActiveRun
 
         parent_id = parent if isinstance(parent, str) or parent is None else parent.id
@@ -66,21 +69,26 @@ class TrackingClient:
 
     def log_artifact(self, run_id: str, obj: object, *, name: str | None = None
                      ) -> list[ArtifactRecord]:
-        """Store ``obj``'s bytes and record them as named artifacts of ``run_id``."""
-        from loopml.store.artifact_index import check_artifact_name
+        """Store ``obj``'s bytes and record them as named artifacts of ``run_id``.
 
-        records = []
-        for payload in payloads(obj, name):
+        A folder is all or nothing: every name is checked before any byte is stored, and
+        its files are recorded in one transaction.
+        """
+        from loopml.store.artifact_index import ArtifactRow, check_artifact_name
+
+        items = list(payloads(obj, name))
+        for payload in items:
             check_artifact_name(payload.name)
+        rows = []
+        for payload in items:
             if payload.path is not None:
-                blob = self.artifacts.put_file(payload.path)
+                blob = self.artifacts.put_file(payload.path,
+                                               follow_symlinks=not payload.in_folder)
             else:
                 blob = self.artifacts.put_bytes(payload.data or b"")
-            records.append(self.store.artifacts.record(
-                run_id, name=payload.name, sha256=blob.sha256, size=blob.size,
-                media_type=payload.media_type,
-            ))
-        return records
+            rows.append(ArtifactRow(name=payload.name, sha256=blob.sha256, size=blob.size,
+                                    media_type=payload.media_type))
+        return self.store.artifacts.record_many(run_id, rows)
 
     def forget(self, run: ActiveRun) -> None:
         """Drop an ended run from the open set."""

@@ -69,10 +69,11 @@ def start_run(
     if parent is None and outer is not None and not outer.ended:
         parent = outer
     if project is None:
-        if parent is not None and not isinstance(parent, str):
-            project = parent.record.project
-        else:
+        if parent is None:
             project = os.environ.get("LOOPML_PROJECT", "default")
+        elif not isinstance(parent, str):
+            project = parent.record.project
+        # a parent given by id: the store looks up its project
     if client is None:
         client = outer._client if outer is not None else default_client()
     return client.start_run(name, project=project, parent=parent, tags=tags)

@@ -19,6 +19,7 @@ class Payload:
     media_type: str
     data: bytes | None = None
     path: Path | None = None
+    in_folder: bool = False  # a file found by walking a folder: links there are refused
 
 
 def media_type_of(name: str) -> str:
@@ -64,19 +65,43 @@ def payloads(obj: object, name: str | None) -> Iterator[Payload]:
 
 
 def _path_payloads(path: Path, name: str | None) -> Iterator[Payload]:
-    if path.is_file():
+    if path.is_dir():
+        yield from _folder_payloads(path, name or path.name)
+    elif path.is_file():
         name = name or path.name
         yield Payload(name, media_type_of(name), path=path)
-    elif path.is_dir():
-        prefix = name or path.name
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        if not files:
-            raise InvalidInput(f"cannot log folder {path}: it has no files")
-        for file in files:
-            item = f"{prefix}/{file.relative_to(path).as_posix()}"
-            yield Payload(item, media_type_of(item), path=file)
     else:
         raise InvalidInput(f"cannot log {path}: no such file or folder")
+
+
+def _folder_payloads(folder: Path, prefix: str) -> Iterator[Payload]:
+    """Yield one payload per file under ``folder``; refuse symbolic links anywhere in it.
+
+    A link is never followed: one pointing outside the folder (``/etc/hostname``) would
+    store that file's content under a name that looks local, and a dangling one would be
+    a file silently missing from the artifact.
+    """
+    files, links = [], []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        for entry in sorted([*dirs, *names]):
+            path = Path(root, entry)
+            if path.is_symlink():
+                links.append(path)
+            elif entry in names and path.is_file():
+                files.append(path)
+    if links:
+        shown = ", ".join(f"{p.relative_to(folder).as_posix()} -> {os.readlink(p)}"
+                          for p in links[:5])
+        more = f" and {len(links) - 5} more" if len(links) > 5 else ""
+        raise InvalidInput(
+            f"cannot log folder {folder}: it contains symbolic links ({shown}{more}); links "
+            "are not followed: replace them with the files they point to, or remove them"
+        )
+    if not files:
+        raise InvalidInput(f"cannot log folder {folder}: it has no files")
+    for file in sorted(files):
+        item = f"{prefix}/{file.relative_to(folder).as_posix()}"
+        yield Payload(item, media_type_of(item), path=file, in_folder=True)
 
 
 def _is_dataframe(obj: object) -> bool:

@@ -1,0 +1,74 @@
+"""Whether the process that started a run is still alive on this host.
+
+A run records the host name and pid of the process that created it. A process killed
+with SIGKILL (or by the OOM killer, or a power cut) cannot end its run, so the run would
+stay RUNNING forever; listings ask this module and mark such runs KILLED.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+
+# A pid's process that started this long after the run did is not the run's process
+# (the pid was reused); the slack covers clock rounding between /proc and the store.
+_START_SLACK_S = 2.0
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def process_gone(pid: int | None, started: datetime | None = None) -> bool:
+    """Return True when ``pid`` is certainly not the live process that started at ``started``.
+
+    Unknown is alive: a pid we may not signal (another user's) counts as alive, and so does
+    a pid whose start time cannot be read.
+
+    >>> process_gone(os.getpid())
+    False
+    """
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    if _is_zombie(pid):
+        return True  # killed, waiting for its parent to reap it: it will never write again
+    if started is not None:
+        begun = _process_start(pid)
+        if begun is not None and begun > started.timestamp() + _START_SLACK_S:
+            return True  # the pid now belongs to a younger process
+    return False
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()  # noqa: SIM115
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    return text[text.rindex(")") + 2:].split()
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] == "Z"
+
+
+def _process_start(pid: int) -> float | None:
+    """Return the Unix time a process started (Linux /proc), or None if unknown."""
+    fields = _proc_stat(pid)
+    if fields is None:
+        return None
+    try:
+        ticks = int(fields[19])  # field 22 of stat: start time in clock ticks after boot
+        with open("/proc/stat", encoding="ascii") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
