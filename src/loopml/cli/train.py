@@ -22,14 +22,12 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented loopml.yaml inferred from a data file."""
-    from loopml.train.init import render_project_file
+    from loopml.train.init import check_out_path, render_project_file, write_project_file
 
-    if out.exists() and not force:
-        fail(f"{out} already exists; pass --force to overwrite it")
-    text = render_project_file(data_file, target=target, sensitive=sensitive or [], name=name)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    check_out_path(out, force=force)  # before reading the data
+    text = render_project_file(data_file, target=target, sensitive=sensitive or [], name=name,
+                               out=out)
+    write_project_file(text, out, force=force)
     typer.echo(f"wrote {out}; next: loopml train --config {out}")
 
 

@@ -47,10 +47,9 @@ def dataset_name_for(stem: str) -> str:
     """Return a usable dataset name made from a file name's stem.
 
     >>> dataset_name_for("2024"), dataset_name_for(" on, #1: ü"), dataset_name_for("ü")
-    ('2024', 'on_1_', 'data')
+    ('2024', 'on_1', 'data')
     """
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip("._-")[:128]
-    return name if name.strip("_") else "data"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:128] or "data"
 
 
 def render_project_file(data_file: Path, *, target: str, sensitive: list[str],
