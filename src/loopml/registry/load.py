@@ -25,7 +25,7 @@ def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
     >>> model = loopml.load_model("3f2a")          # doctest: +SKIP
     >>> model.predict(frame.head())                # doctest: +SKIP
     """
-    from loopml.registry.formats import read_model
+    from loopml.registry.formats import read_header, read_model
     from loopml.registry.signing import signing_key
     from loopml.tracking import TrackingClient
     from loopml.workspace import Workspace
@@ -46,5 +46,6 @@ def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
         blob = client.load_artifact(run_id, MODEL_ARTIFACT)
     finally:
         client.close()
-    return read_model(blob, key=signing_key(workspace, create=False),
-                      origin=f"model of run {run_id[:12]}")
+    origin = f"model of run {run_id[:12]}"
+    read_header(blob, origin=origin)  # not a loopml envelope: refused before any key is read
+    return read_model(blob, key=signing_key(workspace, create=False), origin=origin)
