@@ -14,9 +14,11 @@ from loopml.cli.common import (
     print_json,
     sub_app,
     tracking_client,
+    whole_number,
 )
 
 app = sub_app("Tracked runs: list, show, compare, delete.")
+MAX_LIMIT = 1_000_000
 
 
 @app.command("list")
@@ -24,14 +26,15 @@ def runs_list(
     home: HomeOption = None,
     project: Annotated[str | None, typer.Option(help="Only runs of this project.")] = None,
     status: Annotated[str | None, typer.Option(help="RUNNING, FINISHED, FAILED or KILLED.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[int, typer.Option(parser=whole_number(1, MAX_LIMIT),
+                                       help="At most this many runs.")] = 50,
     children: Annotated[bool, typer.Option("--children", help="Include child runs.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first, with their latest metrics."""
     from loopml.views import runs as views
 
-    client = tracking_client(home)
+    client = tracking_client(home, create=False)
     records = client.list_runs(project=project, status=status, limit=limit,
                                top_level=not children)
     latest = client.store.metrics.latest([r.id for r in records])
@@ -50,7 +53,7 @@ def runs_show(
     """Show one run: status, params, latest metrics, tags, artifacts, child runs."""
     from loopml.views import runs as views
 
-    detail = tracking_client(home).run_detail(run_id)
+    detail = tracking_client(home, create=False).run_detail(run_id)
     if as_json:
         print_json(views.detail_json(detail))
     else:
@@ -68,7 +71,7 @@ def runs_compare(
 
     if len(run_ids) < 2:
         fail("runs compare needs at least two run ids")
-    client = tracking_client(home)
+    client = tracking_client(home, create=False)
     details = [client.run_detail(run_id) for run_id in run_ids]
     if as_json:
         print_json(views.compare_json(details))
@@ -86,7 +89,7 @@ def runs_metric(
     """Show every logged point of one metric of a run."""
     from loopml.views import runs as views
 
-    client = tracking_client(home)
+    client = tracking_client(home, create=False)
     points = client.metric_history(run_id, key)
     if not points:
         fail(f"run {run_id} has no metric {key!r} (see `loopml runs show {run_id}`)")
@@ -103,7 +106,7 @@ def runs_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a run, its child runs and everything logged to them."""
-    client = tracking_client(home)
+    client = tracking_client(home, create=False)
     record = client.get_run(run_id)
     if not yes:
         typer.confirm(f"Delete run {record.id[:12]} ({record.name!r}) and its child runs?",
