@@ -79,7 +79,7 @@ def test_only_runs_of_this_host_with_a_dead_process_are_marked(store):
 
     from loopml.store.schema import Run
 
-    live = store.runs.create(project="p", name="live")  # this process
+    store.runs.create(project="p", name="live")  # this process
     elsewhere = store.runs.create(project="p", name="elsewhere")
     reused = store.runs.create(project="p", name="reused")
     finished = store.runs.create(project="p", name="finished")
