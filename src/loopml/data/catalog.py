@@ -38,6 +38,7 @@ class AddResult:
     contract_created: bool = False
 
 
+PII_KEY_MIN_BYTES = 16
 _DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -62,7 +63,11 @@ def workspace_pii_key(workspace: Workspace) -> bytes:
     """
     env = os.environ.get("LOOPML_PII_KEY")
     if env:
-        return env.encode()
+        if len(env.strip().encode()) < PII_KEY_MIN_BYTES:
+            raise InvalidInput(f"LOOPML_PII_KEY is {len(env.strip().encode())} bytes; a PII key "
+                               f"needs at least {PII_KEY_MIN_BYTES} (a short key lets hashed "
+                               "values be reversed): use e.g. `openssl rand -hex 32`")
+        return env.strip().encode()
     path = workspace.home / "pii.key"
     if not path.exists():
         workspace.home.mkdir(parents=True, exist_ok=True)
@@ -81,9 +86,9 @@ def workspace_pii_key(workspace: Workspace) -> bytes:
         finally:
             tmp.unlink()
     key = path.read_bytes().strip()
-    if len(key) < 16:
-        raise InvalidInput(f"{path} holds no usable PII key (under 16 bytes); delete it to make "
-                           "a new one, or set LOOPML_PII_KEY")
+    if len(key) < PII_KEY_MIN_BYTES:
+        raise InvalidInput(f"{path} holds no usable PII key (under {PII_KEY_MIN_BYTES} bytes); "
+                           "delete it to make a new one, or set LOOPML_PII_KEY")
     return key
 
 
@@ -115,6 +120,7 @@ class Catalog:
 
         Nothing is recorded unless every step succeeds: reading, checks, profile, contract.
         """
+        from loopml.data import pii as pii_module
         from loopml.data import report
         from loopml.data.profile import profile_parquet
         from loopml.data.snapshot import write_snapshot
@@ -129,9 +135,12 @@ class Catalog:
             existing = self._find(project, name, snap.content_hash)
             if existing is not None:
                 return AddResult(existing, created=False, pii_found=snap.pii_found)
-            pii_kinds = {f.column: f.kind for f in snap.pii_found
-                         if snap.pii_applied.get(f.column) != "drop"}
-            profile = profile_parquet(snap.path, snap.schema)
+            # Detected and declared personal columns (not dropped ones): their values are
+            # masked in the profile, report and contract.
+            pii_kinds = {column: kind for column, kind in pii_module.sensitive_columns(
+                {f.column: f.kind for f in snap.pii_found}, snap.pii_applied).items()
+                if snap.pii_applied.get(column) != "drop" and column in snap.schema.names}
+            profile = profile_parquet(snap.path, snap.schema, pii=pii_kinds)
             has_contract = self.store.datasets.contract(project, name) is not None
             contract_yaml = None
             if not has_contract:
@@ -185,6 +194,26 @@ class Catalog:
         if version.report_sha256 is None:
             raise NotFound(f"dataset {version.ref} has no stored report")
         return self.artifacts.get_bytes(version.report_sha256).decode()
+
+    def write_report(self, version: VersionRecord, folder: Path) -> Path:
+        """Write a version's report under ``folder``/PROJECT/; return its path.
+
+        The project is part of the path, so dataset ``shared`` of two projects gets two
+        files. The file is replaced whole (temp file, then rename), never half-written.
+        """
+        from loopml.data.report import report_filename
+
+        path = Path(folder) / report_filename(version.project, version.dataset, version.seq)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.report_html(version))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
 
     def load(self, ref: str | VersionRecord, *, project: str | None = None) -> pd.DataFrame:
         """Return a version's data as a pandas DataFrame (sha256-checked on the way)."""

@@ -83,7 +83,9 @@ def infer(name: str, schema: pa.Schema, profile: dict[str, Any], *, target: str 
         kind = logical_type(field.type)
         rule: dict[str, Any] = {"type": kind, "nullable": stats["missing"] > 0}
         id_like = bool(_ID_NAME.search(field.name))
-        if kind in ("integer", "number") and stats.get("min") is not None and not id_like:
+        # Ranges and categories are values: none are written for personal-data columns.
+        if kind in ("integer", "number") and stats.get("min") is not None and not id_like \
+                and field.name not in pii:
             rule["min"], rule["max"] = stats["min"], stats["max"]
             if kind == "integer":
                 rule["min"], rule["max"] = int(rule["min"]), int(rule["max"])

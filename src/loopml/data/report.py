@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import re
+from pathlib import PurePosixPath
 from typing import Any
 
 _STYLE = """
@@ -16,29 +19,50 @@ th{color:#666;font-weight:normal} .pii{color:#b00;font-weight:bold} .meta{color:
 """
 
 
+def _path_part(name: str) -> str:
+    """Return ``name`` as one safe file-name part; changed names get a hash so none collide.
+
+    >>> _path_part("teamA"), _path_part("team/A")
+    ('teamA', 'team_A-3cc39c11')
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64].lstrip(".") or "_"
+    if safe == name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def report_filename(project: str, dataset: str, seq: int) -> PurePosixPath:
+    """Return the report's path relative to the reports folder: one folder per project.
+
+    >>> str(report_filename("teamB", "shared", 1))
+    'teamB/data-shared-1.html'
+    """
+    return PurePosixPath(_path_part(project), f"data-{_path_part(dataset)}-{seq}.html")
+
+
 def _plot(stats: dict[str, Any]) -> str:
-    import matplotlib
+    # A Figure of its own with the Agg canvas: no pyplot, so neither the global backend
+    # nor pyplot's figure list changes (a notebook's plt.show() keeps working).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(4.2, 2.2))
+    if "histogram" not in stats and not stats.get("top"):
+        return ""
+    figure = Figure(figsize=(4.2, 2.2))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     if "histogram" in stats:
         edges, counts = stats["histogram"]["edges"], stats["histogram"]["counts"]
         widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)] or [1.0]
         axes.bar(edges[:-1], counts, width=widths, align="edge", color="#4c78a8")
-    elif stats.get("top"):
+    else:
         top = stats["top"][:12]
         axes.barh([str(v)[:20] for v, _ in reversed(top)], [n for _, n in reversed(top)],
                   color="#f58518")
-    else:
-        plt.close(figure)
-        return ""
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=7)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
     return f'<img alt="distribution" src="data:image/png;base64,' \
            f'{base64.b64encode(buffer.getvalue()).decode()}">'
 
@@ -49,14 +73,23 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+_VALUE_KEYS = ("min", "max", "top", "quantiles", "histogram")
+
+
 def render(title: str, profile: dict[str, Any], *, meta: dict[str, Any],
            pii: dict[str, str]) -> str:
-    """Return the HTML report of a profile."""
+    """Return the HTML report of a profile.
+
+    Columns in ``pii`` ({column: kind}) show counts only: their values, extremes,
+    quantiles and plots could reveal the people in the data.
+    """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts.append("<p class='meta'>" + " · ".join(
         f"{html.escape(k)}: <b>{_fmt(v)}</b>" for k, v in meta.items()) + "</p>")
     for name, stats in profile["columns"].items():
+        if name in pii:
+            stats = {k: v for k, v in stats.items() if k not in _VALUE_KEYS}
         rows = [("type", stats["type"]), ("missing", f"{stats['missing']:,} "
                                                      f"({stats['missing_share']:.1%})"),
                 ("distinct", f"{stats['distinct']:,}")]

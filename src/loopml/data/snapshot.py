@@ -65,12 +65,13 @@ def write_snapshot(
     last: pa.RecordBatch | None = None
     rows = 0
     try:
-        for index, raw in enumerate(_masked_errors(batches, lambda: sensitive)):
+        for index, raw in enumerate(mask_reader_errors(batches, sensitive)):
             batch = normalize(raw)
             if index == 0:
                 found = pii.detect(batch)
                 policies = pii.check_policies(pii_policies or {}, batch.schema.names)
-                sensitive = pii.sensitive_columns({f.column: f.kind for f in found}, policies)
+                sensitive.update(pii.sensitive_columns({f.column: f.kind for f in found},
+                                                       policies))
                 if source.kind in ("csv", "jsonl"):
                     check_text(source, batch, sensitive=sensitive)
             if batch.num_rows:
@@ -109,14 +110,17 @@ def write_snapshot(
                     schema=pq.read_schema(dest), pii_found=found, pii_applied=policies)
 
 
-def _masked_errors(batches: Iterator[pa.RecordBatch],
-                   sensitive: Callable[[], Mapping[str, str]]) -> Iterator[pa.RecordBatch]:
-    """Yield ``batches``; a reader error quoting a value of a personal column is masked."""
+def mask_reader_errors(batches: Iterator[pa.RecordBatch],
+                   sensitive: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches``; a reader error quoting a value of a personal column is masked.
+
+    ``sensitive`` ({column: kind}) is filled in once the first batch has been looked at.
+    """
     try:
         yield from batches
     except InvalidInput as exc:
         column, value = getattr(exc, "column", None), getattr(exc, "value", None)
-        kinds = sensitive()
+        kinds = sensitive
         if value is None or column not in kinds:
             raise
         message = str(exc).replace(repr(value), pii.mask(value, kinds[column]))

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.data.contract import ColumnRule, Contract
+from loopml.data.pii import mask
 from loopml.data.profile import connect, quote
 from loopml.data.sources import Source
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 EXAMPLES = 5
 _BOOLEAN_TEXT = ("true", "false", "t", "f", "yes", "no", "1", "0")
@@ -52,22 +55,39 @@ class ValidationReport:
 
 def validate(source: Source, contract: Contract) -> ValidationReport:
     """Return the violations of ``contract`` in ``source``."""
-    from loopml.data.snapshot import check_columns, normalize
+    from loopml.data.snapshot import check_columns
     from loopml.data.sources import read_batches
 
     text_source = source if source.kind != "csv" else _as_text(source)
     schema, batches = read_batches(text_source)
     check_columns(source, schema)
+    # Columns the contract marks as personal, and any that look personal in this data:
+    # their values are shown masked in examples and errors.
+    sensitive = {name: rule.pii for name, rule in contract.columns.items() if rule.pii}
     with tempfile.TemporaryDirectory(prefix="loopml-validate-") as tmp:
         path = Path(tmp, "data.parquet")
-        rows = _write(path, (normalize(b) for b in batches), schema)
+        rows = _write(path, _detecting(batches, sensitive), schema)
         con = connect()
         literal = "'" + str(path).replace("'", "''") + "'"
         con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
-        violations = _check(con, schema.names, contract, rows)
+        violations = _check(con, schema.names, contract, rows, sensitive=sensitive)
         con.close()
     return ValidationReport(source=source.describe(), dataset=contract.dataset, num_rows=rows,
                             violations=violations)
+
+
+def _detecting(batches: Iterator[pa.RecordBatch], sensitive: dict[str, str]
+               ) -> Iterator[pa.RecordBatch]:
+    """Yield normalized batches; add personal columns of the first one to ``sensitive``."""
+    from loopml.data import pii
+    from loopml.data.snapshot import mask_reader_errors, normalize
+
+    for index, raw in enumerate(mask_reader_errors(batches, sensitive)):
+        batch = normalize(raw)
+        if index == 0:
+            for finding in pii.detect(batch):
+                sensitive.setdefault(finding.column, finding.kind)
+        yield batch
 
 
 def _as_text(source: Source) -> Source:
@@ -99,8 +119,8 @@ def _write(path: Path, batches: Any, schema: Any) -> int:
     return rows
 
 
-def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract, rows: int
-           ) -> list[Violation]:
+def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract, rows: int,
+           *, sensitive: dict[str, str]) -> list[Violation]:
     out: list[Violation] = []
     if rows == 0:
         out.append(Violation("*", "rows", 0, "the data has no rows"))
@@ -111,7 +131,11 @@ def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract,
                                  f"{what} {name!r} is missing from the data"))
             continue
         if rows:
-            out.extend(_check_column(con, name, rule))
+            found = _check_column(con, name, rule)
+            if name in sensitive:
+                found = [replace(v, examples=[e if e == "null" else mask(e, sensitive[name])
+                                              for e in v.examples]) for v in found]
+            out.extend(found)
     if contract.target and contract.target not in contract.columns and \
             contract.target not in names:
         out.append(Violation(contract.target, "missing_column", rows,

@@ -133,6 +133,10 @@ class Datasets:
 
         The same content under the same name returns the existing version unchanged. The
         contract is stored only when the dataset has none yet (the first version).
+
+        Safe under concurrent writers: the dataset's row is locked (``SELECT … FOR UPDATE``
+        on PostgreSQL; SQLite's write transactions are exclusive already), so two ingests
+        never pick the same next number, and identical content becomes one version.
         """
         from sqlalchemy import func, insert, select, update
 
@@ -143,7 +147,12 @@ class Datasets:
             project_id = ensure_project(conn, project)
             insert_ignore(conn, Dataset.__table__, [{"project_id": project_id, "name": name,
                                                      "created_at": now}])
-            dataset_id = self._dataset_id(conn, project, name)
+            # Held until commit: the next writer of this dataset waits here, then sees
+            # this transaction's version (READ COMMITTED reads anew at each statement).
+            dataset_id = conn.execute(
+                select(Dataset.id).where(Dataset.project_id == project_id, Dataset.name == name)
+                .with_for_update()
+            ).scalar_one()
             existing = conn.execute(
                 _version_select().where(DatasetVersion.dataset_id == dataset_id,
                                         DatasetVersion.content_hash == content_hash)
