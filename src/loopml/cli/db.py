@@ -35,10 +35,10 @@ def db_upgrade(home: HomeOption = None) -> None:
 @app.command("current")
 def db_current(home: HomeOption = None) -> None:
     """Print the schema version of the metadata store and the one this loopml needs."""
-    from loopml.store import Store, migrate
     from sqlalchemy.exc import DBAPIError
 
     from loopml.errors import StoreUnavailable
+    from loopml.store import Store, migrate
     from loopml.store.engine import get_engine
     from loopml.workspace import Workspace
 
