@@ -107,14 +107,7 @@ def data_add(
 def _write_report(catalog: Catalog, version, home: Path | None) -> Path:  # noqa: ANN001
     from loopml.workspace import Workspace
 
-    folder = Workspace.from_env(home).home / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"data-{version.dataset}-{version.seq}.html"
-    if not path.exists():
-        tmp = path.with_suffix(".html.part")
-        tmp.write_text(catalog.report_html(version), encoding="utf-8")
-        tmp.replace(path)
-    return path
+    return catalog.write_report(version, Workspace.from_env(home).home / "reports")
 
 
 @app.command("list")
@@ -189,8 +182,9 @@ def data_validate(
                                                        "file instead of the stored one.")
                              ] = None,
     format: Annotated[str | None, typer.Option(help="csv, parquet or jsonl.")] = None,
-    null_values: Annotated[str | None, typer.Option(help="Comma-separated missing-value "
-                                                         "markers.")] = None,
+    null_values: Annotated[str | None, typer.Option(
+        help="Comma-separated markers of missing values in CSV (default: only empty).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV.")] = "utf8",
     project: ProjectOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -201,7 +195,7 @@ def data_validate(
     from loopml.views import data as views
 
     markers = tuple(null_values.split(",")) if null_values is not None else ("",)
-    resolved = resolve_source(source, format=format, null_values=markers)
+    resolved = resolve_source(source, format=format, null_values=markers, encoding=encoding)
     contract = None
     if contract_file is not None:
         if not contract_file.is_file():

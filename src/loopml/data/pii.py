@@ -210,3 +210,31 @@ def _kind_from_name(column: str) -> str | None:
     lowered = column.lower()
     return next((kind for kind, pattern in _NAME_PATTERNS.items()
                  if re.search(pattern, lowered)), None)
+
+
+_PLAIN_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def looks_personal(value: object) -> str | None:
+    """Return the kind of personal data one value looks like (e-mail, phone …), or None.
+
+    Plain numbers are numbers, unless they are long enough to be a valid card number.
+
+    >>> looks_personal("jane@example.com"), looks_personal("1234567.89"), looks_personal("n/a")
+    ('email', None, None)
+    """
+    text = str(value).strip()
+    if _PLAIN_NUMBER.fullmatch(text):
+        return "card_number" if _card_like(text) else None
+    return next((kind for kind in ("card_number", *_VALUE_PATTERNS) if _matches(kind, text)),
+                None)
+
+
+def shown(value: object, kind: str | None = None) -> str:
+    """Return a value as a message may quote it: masked if its column is personal or it looks so.
+
+    >>> shown("n/a"), shown("+1 555-867-5309"), shown("Ada Lovelace", "name")
+    ("'n/a'", "'+1 5…09' (phone, masked)", "'Ada …ce' (name, masked)")
+    """
+    kind = kind or looks_personal(value)
+    return mask(value, kind) if kind else repr(value)

@@ -120,10 +120,12 @@ def mask_reader_errors(batches: Iterator[pa.RecordBatch],
         yield from batches
     except InvalidInput as exc:
         column, value = getattr(exc, "column", None), getattr(exc, "value", None)
-        kinds = sensitive
-        if value is None or column not in kinds:
+        if value is None:
             raise
-        message = str(exc).replace(repr(value), pii.mask(value, kinds[column]))
+        quoted = pii.shown(value, sensitive.get(column))
+        if quoted == repr(value):
+            raise
+        message = str(exc).replace(repr(value), quoted)
         raise InvalidInput(message) from exc.__cause__
 
 
@@ -242,12 +244,11 @@ def check_text(source: Source, batch: pa.RecordBatch, *,
         share = pc.sum(pc.cast(numeric, pa.int64())).as_py() / len(values)
         if MIXED_MIN_SHARE <= share < 1:
             examples = sorted(set(values.filter(pc.invert(numeric)).slice(0, 200).to_pylist()))
-            if field.name in sensitive:
-                kind = sensitive[field.name]
-                shown = ", ".join(pii.mask(v, kind) for v in examples[:5])
-                fix = "declare them missing with --null-values"
+            quoted = [pii.shown(v, sensitive.get(field.name)) for v in examples[:5]]
+            shown = ", ".join(quoted)
+            if any(q != repr(v) for q, v in zip(quoted, examples, strict=False)):
+                fix = "declare them missing with --null-values"  # never repeat a masked value
             else:
-                shown = ", ".join(repr(v) for v in examples[:5])
                 fix = f"declare them missing with --null-values {','.join(examples[:3])!r}"
             raise InvalidInput(
                 f"{source.location}: column {field.name!r} mixes numbers with text "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 METHODS = ("random", "stratified", "group", "time")
 NAMES = ("train", "validation", "test")
+SEED_MAX = 2**32 - 1  # numpy's seeds are unsigned 32-bit words
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,18 @@ class SplitSpec:
         """Return self if the spec can be applied to data with these columns."""
         if self.method not in METHODS:
             raise InvalidInput(f"split method {self.method!r} is not one of {', '.join(METHODS)}")
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) \
+        if len(self.fractions) != 3 or not all(
+                isinstance(f, int | float) and math.isfinite(f) and 0 <= f <= 1
+                for f in self.fractions) \
                 or abs(sum(self.fractions) - 1) > 1e-6 or self.fractions[0] == 0:
-            raise InvalidInput(f"split fractions {self.fractions} must be three shares "
-                               "(train, validation, test) that add up to 1, train above 0")
+            raise InvalidInput(f"split fractions (--fractions, data.split.fractions) "
+                               f"{self.fractions} must be three shares between 0 and 1 "
+                               "(train, validation, test) that add up to 1, train above 0, "
+                               "e.g. 0.7,0.15,0.15")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed <= SEED_MAX:
+            raise InvalidInput(f"split seed (--seed, data.split.seed) {self.seed!r} is out of "
+                               f"range: use a whole number from 0 to {SEED_MAX}")
         if self.method != "random":
             if not self.column:
                 raise InvalidInput(f"a {self.method} split needs a column (--by COLUMN)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.data.contract import ColumnRule, Contract
-from loopml.data.pii import mask
+from loopml.data.pii import looks_personal, mask
 from loopml.data.profile import connect, quote
 from loopml.data.sources import Source
 
@@ -131,11 +131,9 @@ def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract,
                                  f"{what} {name!r} is missing from the data"))
             continue
         if rows:
-            found = _check_column(con, name, rule)
-            if name in sensitive:
-                found = [replace(v, examples=[e if e == "null" else mask(e, sensitive[name])
-                                              for e in v.examples]) for v in found]
-            out.extend(found)
+            out.extend(replace(v, examples=[_example(e, sensitive.get(name))
+                                            for e in v.examples])
+                       for v in _check_column(con, name, rule))
     if contract.target and contract.target not in contract.columns and \
             contract.target not in names:
         out.append(Violation(contract.target, "missing_column", rows,
@@ -148,6 +146,18 @@ def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract,
                 severity="warning" if contract.allow_extra_columns else "error",
             ))
     return out
+
+
+def _example(value: str, kind: str | None) -> str:
+    """Return an example value as reports show it: masked if personal, or if it looks so.
+
+    >>> _example("n/a", None), _example("ann@example.org", None)
+    ('n/a', "'ann@…rg' (email, masked)")
+    """
+    if value == "null":
+        return value
+    kind = kind or looks_personal(value)
+    return mask(value, kind) if kind else value
 
 
 def _literal(value: float) -> str:

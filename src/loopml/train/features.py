@@ -8,6 +8,7 @@ one-hot categories; categories with many values get target encoding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,13 @@ class FeatureSet:
 
 
 def infer_features(frame: pd.DataFrame, *, target: str, spec: FeaturesSection,
-                   sensitive: list[str]) -> FeatureSet:
-    """Return the feature set of ``frame``: the spec's lists where given, inferred otherwise."""
+                   sensitive: list[str], pii: Mapping[str, str] | None = None) -> FeatureSet:
+    """Return the feature set of ``frame``: the spec's lists where given, inferred otherwise.
+
+    ``pii`` maps personal-data columns the user gave no policy to their kind (a version's
+    ``loopml.data.pii.unapproved_columns``); None detects them in ``frame``. They are never
+    features (nor slices) unless listed under ``features:`` by name.
+    """
     import pandas as pd
 
     named = [*(spec.numeric or []), *(spec.categorical or []), *(spec.datetime or []),
@@ -51,6 +57,12 @@ def infer_features(frame: pd.DataFrame, *, target: str, spec: FeaturesSection,
     dropped.update({c: "features.drop" for c in spec.drop})
     if not spec.use_sensitive:
         dropped.update({c: "sensitive (features.use_sensitive: false)" for c in sensitive})
+    listed = {*(spec.numeric or []), *(spec.categorical or []), *(spec.datetime or [])}
+    personal = _personal_columns(frame) if pii is None else dict(pii)
+    for column, kind in personal.items():
+        if column not in listed and column in frame.columns:
+            dropped.setdefault(column, f"personal data ({kind}): give it a pii policy of keep "
+                                       "and list it under features: to use it")
     numeric, categorical, dates = [], [], []
     for column in frame.columns:
         if column in dropped:
@@ -82,6 +94,23 @@ def infer_features(frame: pd.DataFrame, *, target: str, spec: FeaturesSection,
     if not (numeric or categorical or dates):
         raise InvalidInput("no usable feature columns are left; list them under features:")
     return FeatureSet(numeric, categorical, dates, dropped)
+
+
+def _personal_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """Return {column: kind} of the columns of ``frame`` that look like personal data."""
+    import pyarrow as pa
+
+    from loopml.data.pii import SAMPLE, detect
+
+    head = frame.head(SAMPLE)
+    arrays = []
+    for column in head.columns:
+        try:
+            arrays.append(pa.array(head[column], from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: look at them as text
+            arrays.append(pa.array(head[column].astype("string"), from_pandas=True))
+    batch = pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in head.columns])
+    return {finding.column: finding.kind for finding in detect(batch)}
 
 
 def _looks_like_id(column: str, series: pd.Series) -> bool:
