@@ -57,7 +57,8 @@ def _plot(stats: dict[str, Any]) -> str:
         axes.bar(edges[:-1], counts, width=widths, align="edge", color="#4c78a8")
     else:
         top = stats["top"][:12]
-        axes.barh([str(v)[:20] for v, _ in reversed(top)], [n for _, n in reversed(top)],
+        labels = [re.sub(r"[\x00-\x1f\x7f]", " ", str(v))[:20] for v, _ in reversed(top)]
+        axes.barh(labels, [n for _, n in reversed(top)],
                   color="#f58518")
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=7)
