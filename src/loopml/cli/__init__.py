@@ -50,7 +50,7 @@ def main() -> None:
     traceback); 2 bad input (one line); 130 interrupted (Ctrl-C).
     """
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="loopml", standalone_mode=False)
     except LoopmlError as exc:
         debug_traceback(exc)
         if is_interrupt(exc):
