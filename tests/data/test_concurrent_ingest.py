@@ -26,7 +26,8 @@ def _ingest(store_url: str, artifacts_uri: str, csv: str, start_at: float) -> di
         time.sleep(0.005)
     result = catalog.add(source, name="shared", project="p")
     return {"csv": csv, "seq": result.version.seq, "id": result.version.id,
-            "hash": result.version.content_hash, "created": result.created}
+            "hash": result.version.content_hash, "created": result.created,
+            "contract": result.contract_created}
 
 
 def _add_versions(store_url: str, worker: int, start_at: float) -> list[tuple[str, int]]:
@@ -75,6 +76,8 @@ def test_four_processes_ingest_one_dataset_and_every_version_is_accounted_for(
     assert sorted(r["created"] for r in same) == [False, True]
     assert all(r["created"] for r in reports if r["csv"] in files[:2])
     assert len(catalog.load(by_hash[same[0]["hash"]])) == 60
+    assert sum(r["contract"] for r in reports) == 1  # one inferred contract is kept, and said so
+    assert catalog.contract("shared", project="p").dataset == "shared"
 
 
 @pytest.mark.slow

@@ -169,8 +169,11 @@ class Catalog:
                      "applied": snap.pii_applied, "target": target},
                 contract_yaml=contract_yaml,
             )
+        # Of two first versions added at once, only one contract is stored: say whose.
+        contract_created = created and contract_yaml is not None and \
+            self.store.datasets.contract(project, name) == contract_yaml
         return AddResult(version, created=created, pii_found=snap.pii_found,
-                         contract_created=created and contract_yaml is not None)
+                         contract_created=contract_created)
 
     def _find(self, project: str, name: str, content_hash: str) -> VersionRecord | None:
         for version in self.store.datasets.list_versions(name, project=project):
