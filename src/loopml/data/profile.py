@@ -7,11 +7,18 @@ counts for every categorical one. Statistics are exact up to ``EXACT_ROWS`` rows
 that, distinct counts are HyperLogLog estimates and quantiles come from a reservoir sample
 (DuckDB's ``reservoir_quantile``, four times faster than its t-digest here). Counts,
 min/max, mean, std and histograms stay exact at any size.
+
+Wide data is profiled in chunks of columns (``COLUMNS_PER_QUERY``, fewer when exact
+quantiles must hold many rows per column), on a connection with a memory limit: one query
+over 500 columns needed more than 2 GB. Columns holding personal data (declared or detected)
+keep only counts, distinct count and text lengths: no min/max, quantiles, histogram or top
+values, since those are raw values.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +31,9 @@ BINS = 20
 TOP = 50
 EXACT_ROWS = 5_000_000
 PROFILE_VERSION = 1
+COLUMNS_PER_QUERY = 64
+QUERY_BYTES = 256 << 20  # what one query's exact quantile and distinct states may hold
+MEMORY_LIMIT = "1GB"
 
 
 def column_kind(arrow_type: pa.DataType) -> str:
@@ -56,33 +66,85 @@ def quote(name: str) -> str:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
+    """Return a DuckDB connection with two threads, a memory limit and cached Parquet footers.
+
+    The footer cache matters for wide files: every query would otherwise re-read the
+    metadata of thousands of columns.
+    """
     import duckdb
 
-    return duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
+    con = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
+                                 "preserve_insertion_order": False})
+    con.execute("SET parquet_metadata_cache = true")
+    return con
 
 
-def profile_parquet(path: Path, schema: pa.Schema) -> dict[str, Any]:
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Yield ``items`` in lists of at most ``size``.
+
+    >>> list(chunks([1, 2, 3, 4, 5], 2))
+    [[1, 2], [3, 4], [5]]
+    """
+    for start in range(0, len(items), max(1, size)):
+        yield items[start:start + max(1, size)]
+
+
+def columns_per_query(num_rows: int, *, exact: bool) -> int:
+    """Return how many columns one scan may profile: fewer when exact states hold every row.
+
+    >>> columns_per_query(10_000, exact=True), columns_per_query(5_000_000, exact=True)
+    (64, 3)
+    """
+    if not exact:
+        return COLUMNS_PER_QUERY
+    # quantile_cont keeps each value (8 bytes) and count(DISTINCT) hashes it (~8 more)
+    return max(1, min(COLUMNS_PER_QUERY, QUERY_BYTES // (16 * max(num_rows, 1))))
+
+
+def profile_parquet(path: Path, schema: pa.Schema, *,
+                    pii: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the profile of the Parquet file at ``path`` as a JSON-ready dict.
 
-    Three wide scans do the work for every column at once (counts and moments, then
-    histograms), plus one grouped scan per categorical column for its top values; DuckDB
-    runs each scan in parallel over the row groups.
+    A few scans a chunk of columns do the work (counts and moments, then histograms), plus
+    one grouped scan per categorical column for its top values; DuckDB runs each scan in
+    parallel over the row groups. ``pii`` maps personal-data columns to their kind; when
+    it is None, the columns are detected from a sample of the file. Those columns get no
+    statistic that is a raw value (min, max, quantiles, histogram, top values).
     """
+    if pii is None:
+        pii = _detect_pii(path)
     con = connect()
-    literal = "'" + str(path).replace("'", "''") + "'"  # DDL cannot take parameters
-    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
-    num_rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
-    exact = num_rows <= EXACT_ROWS
-    fields = list(schema)
-    columns = _moments(con, fields, num_rows, exact=exact)
-    _histograms(con, fields, columns)
-    for field in fields:
-        stats = columns[field.name]
-        if stats["kind"] == "categorical" and stats["count"]:
-            stats.update(_categorical(con, _value(field.name, field.type), field.type, stats))
-    con.close()
+    try:
+        literal = "'" + str(path).replace("'", "''") + "'"  # DDL cannot take parameters
+        con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
+        num_rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+        exact = num_rows <= EXACT_ROWS
+        fields = list(schema)
+        size = columns_per_query(num_rows, exact=exact)
+        columns: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(fields, size):
+            columns.update(_moments(con, chunk, num_rows, exact=exact, pii=pii))
+        for chunk in chunks(fields, COLUMNS_PER_QUERY):
+            _histograms(con, chunk, columns)
+        for field in fields:
+            stats = columns[field.name]
+            if stats["kind"] == "categorical" and stats["count"] and "pii" not in stats:
+                stats.update(_categorical(con, _value(field.name, field.type), field.type,
+                                          stats))
+    finally:
+        con.close()
     return {"version": PROFILE_VERSION, "num_rows": num_rows, "exact": exact,
             "columns": columns}
+
+
+def _detect_pii(path: Path) -> dict[str, str]:
+    """Return {column: kind} of the columns that look like personal data in the file's start."""
+    import pyarrow.parquet as pq
+
+    from loopml.data.pii import SAMPLE, detect
+
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE), None)
+    return {} if batch is None else {f.column: f.kind for f in detect(batch)}
 
 
 def _value(name: str, arrow_type: pa.DataType) -> str:
@@ -94,8 +156,11 @@ def _value(name: str, arrow_type: pa.DataType) -> str:
 
 
 def _moments(con: duckdb.DuckDBPyConnection, fields: list[pa.Field], num_rows: int, *,
-             exact: bool) -> dict[str, dict[str, Any]]:
-    """One scan: count, distinct, and min/max/mean/std/quantiles or text lengths, per column."""
+             exact: bool, pii: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """One scan: count, distinct, and min/max/mean/std/quantiles or text lengths, per column.
+
+    PII columns get only counts, distinct and text lengths.
+    """
     import pyarrow as pa
 
     quantile = "quantile_cont" if exact else "reservoir_quantile"
@@ -108,7 +173,9 @@ def _moments(con: duckdb.DuckDBPyConnection, fields: list[pa.Field], num_rows: i
         distinct = f"count(DISTINCT {v})" if exact else f"approx_count_distinct({v})"
         keys = ["count", "distinct"]
         select += [f"count({v})", distinct]
-        if kind == "numeric":
+        if field.name in pii and kind != "categorical":
+            pass  # min, max and quantiles of a PII column are raw values
+        elif kind == "numeric":
             keys += ["min", "max", "mean", "std", "quantiles"]
             select += [f"min({v})::DOUBLE", f"max({v})::DOUBLE", f"avg({v}::DOUBLE)",
                        f"stddev_samp({v}::DOUBLE)", f"{quantile}({v}::DOUBLE, [{qs}])"]
@@ -135,7 +202,12 @@ def _moments(con: duckdb.DuckDBPyConnection, fields: list[pa.Field], num_rows: i
             "missing_share": (num_rows - count) / num_rows if num_rows else 0.0,
             "distinct": values["distinct"],
         }
-        if count and stats["kind"] == "numeric":
+        if name in pii:
+            stats["pii"] = pii[name]
+            stats["top"] = []
+        if "pii" in stats and stats["kind"] != "categorical":
+            pass
+        elif count and stats["kind"] == "numeric":
             stats.update(min=values["min"], max=values["max"], mean=values["mean"],
                          std=_finite(values["std"]),
                          quantiles={str(q): x for q, x in zip(QUANTILES, values["quantiles"],
@@ -159,7 +231,8 @@ def _histograms(con: duckdb.DuckDBPyConnection, fields: list[pa.Field],
     select, targets = [], []
     for field in fields:
         stats = columns[field.name]
-        if not stats["count"] or stats["kind"] not in ("numeric", "datetime"):
+        if not stats["count"] or stats["kind"] not in ("numeric", "datetime") \
+                or "pii" in stats:
             continue
         v = _value(field.name, field.type)
         expr = f"epoch({v})::DOUBLE" if stats["kind"] == "datetime" else f"{v}::DOUBLE"
