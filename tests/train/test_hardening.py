@@ -190,23 +190,26 @@ def test_config_that_cannot_train_is_one_error_before_any_run(credit_file, works
 
 
 # -- 16: a YAML alias bomb is refused at once ---------------------------------------------------
-def alias_bomb() -> str:
+def alias_bomb(data_file: Path) -> str:
+    """A project file that trains, but for ~600 bytes under gates: that expand to billions."""
     lines = ['gates:', '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for level in range(9):  # 9**10 ≈ 3.5 billion strings once expanded
         this, last = chr(98 + level), chr(97 + level)
         lines.append(f"  {this}: &{this} [" + ", ".join([f"*{last}"] * 9) + "]")
-    return "project: {name: risk}\ntrain: {trials: 2}\n" + "\n".join(lines) + "\n"
+    return ("project: {name: risk}\n"
+            f"data: {{dataset: credit, source: '{data_file}', target: default}}\n"
+            "train: {candidates: [linear], trials: 2, n_jobs: 1}\n" + "\n".join(lines) + "\n")
 
 
-def test_an_alias_bomb_is_refused_quickly_before_any_run(tmp_path):
-    bomb = alias_bomb()
-    assert 500 < len(bomb.encode()) < 700
+def test_an_alias_bomb_is_refused_quickly_before_any_run(tmp_path, credit_file):
+    bomb = alias_bomb(credit_file)
+    assert len(bomb.split("gates:")[1].encode()) < 600
     (tmp_path / "loopml.yaml").write_text(bomb)
     started = time.monotonic()
     result = loopml("train", "--home", "ws", cwd=tmp_path, timeout=60)
     assert time.monotonic() - started < 60
     line = one_line_error(result)
-    assert "loopml.yaml line 4: YAML anchors and aliases" in line
+    assert "loopml.yaml line 5: YAML anchors and aliases" in line
     assert runs_in(tmp_path / "ws") == []
 
 
