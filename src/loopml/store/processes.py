@@ -29,21 +29,33 @@ def process_gone(pid: int | None, started: datetime | None = None) -> bool:
     >>> process_gone(os.getpid())
     False
     """
+    return gone_given(process_state(pid), started)
+
+
+def process_state(pid: int | None) -> tuple[bool, float | None]:
+    """Return (whether ``pid`` is dead or a zombie, the Unix time it started if known)."""
     if pid is None or pid <= 0:
-        return False
+        return False, None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return True, None
     except (PermissionError, OSError):
-        return False
-    if _is_zombie(pid):
-        return True  # killed, waiting for its parent to reap it: it will never write again
-    if started is not None:
-        begun = _process_start(pid)
-        if begun is not None and begun > started.timestamp() + _START_SLACK_S:
-            return True  # the pid now belongs to a younger process
-    return False
+        return False, None
+    fields = _proc_stat(pid)
+    if fields is not None and fields[0] == "Z":
+        return True, None  # killed, waiting for its parent to reap it: it will never write
+    return False, _process_start(fields)
+
+
+def gone_given(state: tuple[bool, float | None], started: datetime | None) -> bool:
+    """Decide from :func:`process_state` whether a run started at ``started`` lost its process."""
+    dead, begun = state
+    if dead:
+        return True
+    # The pid now belongs to a process younger than the run: the pid was reused.
+    return started is not None and begun is not None and \
+        begun > started.timestamp() + _START_SLACK_S
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -55,20 +67,17 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()
 
 
-def _is_zombie(pid: int) -> bool:
-    fields = _proc_stat(pid)
-    return fields is not None and fields[0] == "Z"
-
-
-def _process_start(pid: int) -> float | None:
+def _process_start(fields: list[str] | None) -> float | None:
     """Return the Unix time a process started (Linux /proc), or None if unknown."""
-    fields = _proc_stat(pid)
     if fields is None:
         return None
     try:
         ticks = int(fields[19])  # field 22 of stat: start time in clock ticks after boot
-        with open("/proc/stat", encoding="ascii") as handle:
-            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, StopIteration, IndexError):
         return None
+
+
+def _boot_time() -> int:
+    with open("/proc/stat", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("btime "))

@@ -180,7 +180,7 @@ class Runs:
         """
         from sqlalchemy import select, update
 
-        from loopml.store.processes import process_gone, this_host
+        from loopml.store.processes import gone_given, process_state, this_host
 
         host = this_host()
         with self._store.read() as conn:
@@ -188,8 +188,9 @@ class Runs:
                 select(Run.id, Run.pid, Run.start_time)
                 .where(Run.status == "RUNNING", Run.host == host)
             ).all()
+        states = {pid: process_state(pid) for pid in {pid for _, pid, _ in candidates}}
         gone = [(run_id, pid) for run_id, pid, started in candidates
-                if process_gone(pid, _aware(started))]
+                if gone_given(states[pid], _aware(started))]
         for run_id, pid in gone:
             with self._store.write() as conn:
                 conn.execute(
