@@ -23,6 +23,7 @@ READ_COMMANDS = [
     ("data", "list"),
     ("data", "show", "credit"),
     ("data", "contract", "credit"),
+    ("data", "validate", "{csv}", "--against", "credit"),
     ("db", "current"),
     ("gc",),
 ]
@@ -35,13 +36,16 @@ def _env() -> dict[str, str]:
 @pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
 def test_read_command_with_a_missing_home_creates_nothing(tmp_path, args):
     missing = tmp_path / "typo" / "ws"
+    csv = tmp_path / "new.csv"
+    csv.write_text("a,b\n1,2\n")
+    args = [str(csv) if arg == "{csv}" else arg for arg in args]
     result = subprocess.run([sys.executable, "-m", "loopml", *args, "--home", str(missing)],
                             env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"loopml: error: no workspace at {missing}")
     assert "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []  # no folder, no loopml.db, no artifacts, no pii.key
+    assert list(tmp_path.iterdir()) == [csv]  # no folder, no loopml.db, no artifacts, no pii.key
 
 
 def test_open_without_create_refuses_a_missing_workspace(tmp_path):

@@ -201,8 +201,8 @@ def data_validate(
         if not contract_file.is_file():
             fail(f"{contract_file}: no such contract file")
         contract = from_yaml(contract_file.read_text(encoding="utf-8"), origin=str(contract_file))
-    report = _catalog(home).validate(resolved, against=against, contract=contract,
-                                     project=project)
+    report = _catalog(home, create=False).validate(resolved, against=against,
+                                                   contract=contract, project=project)
     if as_json:
         print_json(report.to_json())
     else:
