@@ -130,7 +130,7 @@ def test_bad_input_is_one_line_and_exit_code_2(home, tmp_path):
     )
     assert_one_line_error(
         loopml("runs", "list", env={"LOOPML_STORE_URI": "sqlite:////no/such/dir/x.db"}),
-        "folder /no/such/dir does not exist",
+        "/no/such/dir/x.db does not exist",
     )
     usage = loopml("runs", "lst", home=path)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
@@ -317,6 +317,6 @@ def test_init_then_train_from_the_shell(tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert "model card:" in trained.stdout and "best:" in trained.stdout
     (tmp_path / "loopml.yaml").write_text(text.replace("metric: roc_auc", "metric: rmse"))
-    assert_one_line_error(run("train"), "train.metric 'rmse' does not fit a binary task")
+    assert_one_line_error(run("train"), "'rmse' does not fit a binary task")
     (tmp_path / "loopml.yaml").write_text(text + "\ntrian: {}\n")
     assert_one_line_error(run("train"), "loopml.yaml: trian: Extra inputs are not permitted")
