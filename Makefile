@@ -1,5 +1,20 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-PYTHON ?= python3.11
+# The Python that makes the virtual environments: PYTHON=... when given, else the first of
+# PYTHON_CANDIDATES on PATH that runs and is 3.11 or newer (looked up once, only when needed).
+PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON = $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
+  $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
+  && { command -v $$p; break; }; done))$(PYTHON)
+endif
+# Says which Python was chosen, or why none can be used; the recipes below start with it.
+CHECK_PYTHON = @if [ -z "$(PYTHON)" ]; then \
+    echo "make: no Python 3.11 or newer on PATH (tried $(PYTHON_CANDIDATES));" \
+      "install one, or name it: make PYTHON=/path/to/python3.12 ..." >&2; exit 1; fi; \
+  if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+    echo "make: PYTHON=$(PYTHON) does not run or is older than 3.11; loopml needs 3.11+" >&2; \
+    exit 1; fi; \
+  echo "make: using $(PYTHON) ($$($(PYTHON) --version 2>&1))"
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,6 +23,7 @@ TORCH_VERSION ?= 2.13.0
 .PHONY: demo test lint bench bench-ingest bench-train clean
 
 $(BIN)/python:
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -31,6 +47,7 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
 $(BENCH_VENV)/bin/python:
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 
