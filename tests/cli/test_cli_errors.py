@@ -84,6 +84,11 @@ BAD_INPUT = [
     ("init-missing-file", ["init", "{root}/missing.csv", "--target", "y"], {}, "no such file"),
     ("train-missing-config", ["train", "--config", "{root}/missing.yaml"], {},
      "no such project file"),
+    ("gc-bad-age", ["gc", "--older-than", "soon"], {}, "--older-than 'soon'"),
+    ("gc-missing-home", ["gc", "--home", "{root}/nowhere"], {}, "no workspace at"),
+    ("demo-dir-is-a-file", ["demo", "--dir", "{root}/not-a-db.txt"], {},
+     "cannot create workspace folder"),
+    ("version-unknown-option", ["version", "--bogus"], {}, "No such option: --bogus"),
 ]
 
 
