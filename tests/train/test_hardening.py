@@ -279,3 +279,13 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path, credit_file, train, 
     line = one_line_error(loopml("train", "--home", "ws", cwd=tmp_path))
     assert expected in line
     assert runs_in(tmp_path / "ws") == []
+
+
+def test_a_search_range_that_excludes_the_default_still_runs_its_first_trial(credit_file,
+                                                                             workspace):
+    # linear's default C is 1.0; the first (queued) trial must not insist on it.
+    space = {"linear": {"C": {"low": 2.0, "high": 5.0}}}
+    outcome = train_project(project(credit_file, **{**FAST, "trials": 1, "search_space": space}),
+                            workspace=workspace)
+    assert outcome.search.complete == 1
+    assert 2.0 <= outcome.search.best_params["C"] <= 5.0

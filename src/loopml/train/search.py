@@ -170,10 +170,21 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
     )
     for candidate in job.candidates:
         defaults = get_trainer(candidate).defaults(job.task)
+        space = job.search_space.get(candidate, {})
+        # A default outside the user's range would fail the trial; that key is sampled.
+        defaults = {k: v for k, v in defaults.items() if k not in space or _fits(space[k], v)}
         study.enqueue_trial({"model": candidate,
                              **{f"{candidate}.{k}": v for k, v in defaults.items()}},
                             skip_if_exists=True)
     return study
+
+
+def _fits(spec: Any, value: Any) -> bool:
+    """Return whether ``value`` lies in a user's search range (a ``ParamRange``)."""
+    if spec.choices is not None:
+        return value in spec.choices
+    return isinstance(value, int | float) and spec.low <= value <= spec.high and \
+        (not spec.int or float(value).is_integer())
 
 
 def _storage(path: Path) -> Any:
