@@ -70,7 +70,8 @@ def validate(source: Source, contract: Contract) -> ValidationReport:
         con = connect()
         literal = "'" + str(path).replace("'", "''") + "'"
         con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
-        violations = _check(con, schema.names, contract, rows, sensitive=sensitive)
+        violations = _check(con, schema.names, contract, rows, sensitive=sensitive,
+                            table=f"read_parquet({literal})")
         con.close()
     return ValidationReport(source=source.describe(), dataset=contract.dataset, num_rows=rows,
                             violations=violations)
@@ -120,12 +121,12 @@ def _write(path: Path, batches: Any, schema: Any) -> int:
 
 
 def _check(con: duckdb.DuckDBPyConnection, names: list[str], contract: Contract, rows: int,
-           *, sensitive: dict[str, str]) -> list[Violation]:
+           *, sensitive: dict[str, str], table: str = "t") -> list[Violation]:
     out: list[Violation] = []
     if rows == 0:
         out.append(Violation("*", "rows", 0, "the data has no rows"))
     counts = _count_conditions(con, [(name, rule) for name, rule in contract.columns.items()
-                                     if name in names]) if rows else {}
+                                     if name in names], table=table) if rows else {}
     for name, rule in contract.columns.items():
         if name not in names:
             what = "target column" if name == contract.target else "column"
@@ -171,8 +172,8 @@ def _literal(value: float) -> str:
     return repr(value) if math.isfinite(value) else f"'{value!r}'::DOUBLE"
 
 
-def _count_conditions(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, ColumnRule]]
-                      ) -> dict[str, int]:
+def _count_conditions(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, ColumnRule]],
+                      *, table: str = "t") -> dict[str, int]:
     """Return {condition: rows matching it} for every check of ``columns``.
 
     One scan counts the checks of a chunk of columns: one query a check took minutes on
@@ -185,7 +186,7 @@ def _count_conditions(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, C
             _check_column(None, name, rule, wanted)
         if wanted:
             row = con.execute("SELECT " + ", ".join(
-                f"count(*) FILTER (WHERE {condition})" for condition in wanted) + " FROM t"
+                f"count(*) FILTER (WHERE {condition})" for condition in wanted) + f" FROM {table}"
             ).fetchone()
             counts.update(zip(wanted, row, strict=True))
     return counts
