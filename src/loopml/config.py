@@ -191,7 +191,10 @@ class ProjectConfig(_Section):
 
 
 def load_config(path: str | Path | None = None) -> ProjectConfig | None:
-    """Return the project file at ``path`` (default ./loopml.yaml), or None if there is none."""
+    """Return the project file at ``path`` (default ./loopml.yaml), or None if there is none.
+
+    A relative ``data.source`` is resolved against the project file's folder.
+    """
     from loopml.yamlfile import parse_yaml
 
     explicit = path is not None
@@ -204,5 +207,11 @@ def load_config(path: str | Path | None = None) -> ProjectConfig | None:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{file}: not UTF-8 text") from exc
-    return parse_yaml(text, ProjectConfig, origin=str(file),
-                      shape="a mapping with sections such as project: and data:")
+    config = parse_yaml(text, ProjectConfig, origin=str(file),
+                        shape="a mapping with sections such as project: and data:")
+    source = config.data.source
+    if source and "://" not in source and not Path(source).is_absolute():
+        # A relative data.source is relative to the project file, wherever it is run from.
+        config = config.model_copy(update={"data": config.data.model_copy(
+            update={"source": str((file.parent / source).resolve())})})
+    return config

@@ -28,9 +28,13 @@ TARGET = "default"
 
 def run_demo(directory: Path | None, *, console: Console) -> Path:
     """Run the demo in ``directory`` (default: a new temp folder); return the workspace path."""
+    from rich.markup import escape
+
     from loopml.config import ProjectConfig
     from loopml.data import Catalog
     from loopml.data.catalog import workspace_pii_key
+    from loopml.demo_data import make_credit
+    from loopml.registry import load_model
     from loopml.tracking import TrackingClient
     from loopml.train.runner import train_project
     from loopml.views import runs as views
@@ -78,8 +82,14 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
         f"{fairness['demographic_parity_difference']:.3f}; top drivers: "
         + ", ".join(list(evaluation["explanations"]["importance"])[:3])
     )
+    model = load_model(outcome.run_id, workspace=workspace)  # signature checked first
+    sample = make_credit(5, seed=SEED + 2)
     console.print(
-        f"[bold]Model card:[/] {outcome.card_path}\n"
+        f"loopml.load_model({outcome.run_id[:8]!r}) → {type(model).__name__}; predictions for 5 "
+        f"new applicants: {list(model.predict(sample))}, P(default) "
+        + ", ".join(f"{p:.2f}" for p in model.predict_proba(sample)[:, 1]))
+    console.print(
+        f"[bold]Model card:[/] {escape(str(outcome.card_path))}\n"
         f"Try:  export LOOPML_HOME={workspace.home}\n"
         "      loopml data show credit          # profile, splits, and the runs that used it\n"
         f"      loopml runs show {outcome.run_id[:8]}        # the training run and its trials"
@@ -98,9 +108,7 @@ def _data_step(catalog: Catalog, home: Path, console: Console) -> None:
     make_credit(5000, seed=SEED).to_csv(folder / "credit.csv", index=False)
     result = catalog.add(resolve_source(folder / "credit.csv"), name="credit", project=PROJECT,
                          target=TARGET, pii={"email": "hash"})
-    report = home / "reports" / "data-credit-1.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(catalog.report_html(result.version), encoding="utf-8")
+    report = catalog.write_report(result.version, home / "reports")
     views.print_add_result(console, result, report)
     version = result.version
     views.print_version(console, version, catalog.profile(version), [], [])

@@ -22,11 +22,12 @@ def read_or_create_secret(path: Path, *, env: str | None, env_name: str, create:
     file and ``create`` is false.
     """
     if env:
-        if len(env.strip()) < min_length:
-            raise InvalidInput(f"{env_name} is {len(env.strip())} characters long; use at least "
-                               f"{min_length} (e.g. python -c 'import secrets; "
-                               "print(secrets.token_hex(32))')")
-        return env.strip().encode()
+        secret = env.strip().encode()
+        if len(secret) < min_length:
+            raise InvalidInput(f"{env_name} is {len(secret)} bytes; a key needs at least "
+                               f"{min_length} (a short key can be guessed): use e.g. "
+                               "`openssl rand -hex 32`")
+        return secret
     if not path.exists():
         if not create:
             return None
@@ -46,6 +47,6 @@ def read_or_create_secret(path: Path, *, env: str | None, env_name: str, create:
                 os.unlink(tmp)
     key = path.read_bytes().strip()
     if len(key) < min_length:
-        raise InvalidInput(f"{path} holds a {len(key)}-byte key; use at least {min_length} "
-                           f"characters (or delete it to have a new one made)")
+        raise InvalidInput(f"{path} holds no usable key (under {min_length} bytes); delete it "
+                           f"to have a new one made, or set {env_name}")
     return key

@@ -189,3 +189,19 @@ def test_report_html_is_written_per_project_by_the_cli(tmp_path, credit_csv):
     catalog = Catalog.from_workspace(Workspace.from_env(home, env={}))
     assert report_a.read_text() == catalog.report_html(catalog.get("shared", project="teamA"))
     assert report_b.read_text() == catalog.report_html(catalog.get("shared", project="teamB"))
+
+
+def test_a_source_path_with_control_characters_keeps_the_contract_readable(tmp_path):
+    """The contract's header names the source: a line break or escape in it must stay a comment."""
+    from loopml.data.contract import from_yaml, to_yaml
+
+    folder = tmp_path / "odd\nname\x1b[31m"
+    folder.mkdir()
+    path = folder / "data.csv"
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_csv(path, index=False)
+    catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
+    catalog.add(resolve_source(path), name="odd")
+    stored = catalog.contract_yaml("odd")  # written at ingest, naming the source
+    assert "\x1b" not in stored and list(catalog.contract("odd").columns) == ["a", "b"]
+    text = to_yaml(catalog.contract("odd"), origin=str(path))
+    assert list(from_yaml(text, origin="contract.yaml").columns) == ["a", "b"]

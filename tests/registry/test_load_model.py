@@ -161,7 +161,7 @@ def test_bad_references_are_clear_errors(workspace):
 
 def test_a_short_signing_key_is_refused(workspace, monkeypatch):
     monkeypatch.setenv("LOOPML_SIGNING_KEY", "a")
-    with pytest.raises(InvalidInput, match="LOOPML_SIGNING_KEY is 1 characters long"):
+    with pytest.raises(InvalidInput, match="LOOPML_SIGNING_KEY is 1 bytes; a key needs at least 32"):
         signing_key(workspace)
 
 

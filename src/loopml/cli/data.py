@@ -151,7 +151,9 @@ def data_show(
     else:
         views.print_version(console(), version, profile, splits, users)
         if html is not None:
-            console().print(f"report written to {html}")
+            from loopml.views.text import plain
+
+            console().print(plain(f"report written to {html}"))
 
 
 @app.command("contract")

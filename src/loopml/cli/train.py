@@ -43,10 +43,6 @@ def train(
     settings = load_config(config)
     if settings is None:
         fail(f"{config}: no such project file (write one with `loopml init DATA --target COL`)")
-    if settings.data.source and not Path(settings.data.source).is_absolute():
-        source = (config.parent / settings.data.source).resolve()
-        settings = settings.model_copy(update={"data": settings.data.model_copy(
-            update={"source": str(source)})})
     out = console()
     try:
         train_project(settings, workspace=Workspace.from_env(home), console=out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -61,35 +60,11 @@ def workspace_pii_key(workspace: Workspace) -> bytes:
     reversed by hashing every possible value. Share the key between machines that
     must produce the same hashes.
     """
-    env = os.environ.get("LOOPML_PII_KEY")
-    if env:
-        if len(env.strip().encode()) < PII_KEY_MIN_BYTES:
-            raise InvalidInput(f"LOOPML_PII_KEY is {len(env.strip().encode())} bytes; a PII key "
-                               f"needs at least {PII_KEY_MIN_BYTES} (a short key lets hashed "
-                               "values be reversed): use e.g. `openssl rand -hex 32`")
-        return env.strip().encode()
-    path = workspace.home / "pii.key"
-    if not path.exists():
-        workspace.home.mkdir(parents=True, exist_ok=True)
-        # Written whole to a temp file, then linked into place: a reader never sees a
-        # half-written key, and of two processes racing, both end up with the winner's.
-        tmp = path.with_name(f".pii.key.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_hex(32).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = path.read_bytes().strip()
-    if len(key) < PII_KEY_MIN_BYTES:
-        raise InvalidInput(f"{path} holds no usable PII key (under {PII_KEY_MIN_BYTES} bytes); "
-                           "delete it to make a new one, or set LOOPML_PII_KEY")
-    return key
+    from loopml.secret import read_or_create_secret
+
+    key = read_or_create_secret(workspace.home / "pii.key", env=os.environ.get("LOOPML_PII_KEY"),
+                                env_name="LOOPML_PII_KEY", min_length=PII_KEY_MIN_BYTES)
+    return key or b""  # never None: a missing file is created
 
 
 class Catalog:

@@ -101,12 +101,22 @@ def infer(name: str, schema: pa.Schema, profile: dict[str, Any], *, target: str 
     return Contract(dataset=name, target=target, columns=columns)
 
 
+def _comment_safe(text: str) -> str:
+    """Return ``text`` fit for one YAML comment line: control characters shown escaped.
+
+    >>> _comment_safe("a\\nb\\x1b[31m")
+    'a\\\\nb\\\\x1b[31m'
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def to_yaml(contract: Contract, *, origin: str = "") -> str:
     """Return the contract as commented YAML that people can read, edit and commit."""
     import yaml
 
     header = [
-        f"# Data contract of dataset {contract.dataset!r}{' — ' + origin if origin else ''}.",
+        f"# Data contract of dataset {contract.dataset!r}"
+        f"{' — ' + _comment_safe(origin) if origin else ''}.",
         "# Edit it and store it with: loopml data contract "
         f"{contract.dataset} --set contract.yaml",
         "# Per column: type (integer, number, string, boolean, datetime), nullable, min/max,",

@@ -112,7 +112,7 @@ def make_plan(config: ProjectConfig, catalog: Catalog, *,
                            f"({ {k: len(v) for k, v in parts.items()} })")
     classes = sorted(frame[data.target].unique().tolist()) if task != "regression" else []
     features = infer_features(parts["train"], target=data.target, spec=config.features,
-                              sensitive=data.sensitive)
+                              sensitive=data.sensitive, pii=_raw_personal(version.pii))
 
     search_rows = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
     plan = TrainPlan(config=config, version=version, split=split, parts=parts, task=task,
@@ -122,6 +122,22 @@ def make_plan(config: ProjectConfig, catalog: Catalog, *,
     plan.y = plan.encode(search_rows[data.target])
     plan.folds, plan.validation = _folds(plan, len(parts["train"]), len(search_rows))
     return plan
+
+
+def _raw_personal(info: dict[str, Any]) -> dict[str, str]:
+    """Return {column: kind} of personal columns stored raw (detected or kept, not hashed).
+
+    They are never features unless listed under ``features:`` by name.
+
+    >>> _raw_personal({"found": {"email": "email", "id": "ssn"},
+    ...                "applied": {"id": "hash", "note": "keep"}})
+    {'email': 'email', 'note': 'personal data'}
+    """
+    found = dict(info.get("found") or {})
+    applied = dict(info.get("applied") or {})
+    out = {c: k for c, k in found.items() if applied.get(c) in (None, "keep")}
+    out.update({c: "personal data" for c, p in applied.items() if p == "keep" and c not in out})
+    return out
 
 
 def _folds(plan: TrainPlan, train_rows: int, rows: int

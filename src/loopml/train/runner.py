@@ -131,11 +131,13 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
         raise LoopmlError("no trial finished; raise train.trials or train.time_budget_s")
     run.set_tags({"best_candidate": result.best_candidate})
     run.log_metric(f"best_cv_{plan.metric}", result.best_score)
+    from rich.markup import escape
+
     if result.interrupted:
         if console is not None:
             console.print(f"[yellow]interrupted[/]: {result.complete} finished trial(s) kept; "
                           f"best so far {result.best_candidate} {plan.metric}="
-                          f"{result.best_score:.4f} {result.best_params}")
+                          f"{result.best_score:.4f} {escape(str(result.best_params))}")
         run.log_artifact({"best_so_far": {"candidate": result.best_candidate,
                                           "params": result.best_params,
                                           "score": result.best_score}}, "search_best.json")
@@ -148,7 +150,7 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                       f"{seconds:.0f} s); test " + ", ".join(
                           f"{k} {v:.4f}" if v is not None else f"{k} undefined"
                           for k, v in metrics.items()))
-        console.print(f"model card: {outcome.card_path}")
+        console.print(f"model card: {escape(str(outcome.card_path))}", soft_wrap=True)
     return outcome
 
 
