@@ -86,7 +86,7 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
     sample = make_credit(5, seed=SEED + 2)
     console.print(
         f"loopml.load_model({outcome.run_id[:8]!r}) → {type(model).__name__}; predictions for 5 "
-        f"new applicants: {list(model.predict(sample))}, P(default) "
+        f"new applicants: {escape(str(model.predict(sample).tolist()))}, P(default) "
         + ", ".join(f"{p:.2f}" for p in model.predict_proba(sample)[:, 1]))
     console.print(
         f"[bold]Model card:[/] {escape(str(outcome.card_path))}\n"
