@@ -167,11 +167,15 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
 
     quantile = "quantile_cont" if exact else "reservoir_quantile"
     qs = ", ".join(str(q) for q in QUANTILES)
+    # Each value expression is computed once, in a subquery (v: as stored, d: as DOUBLE);
+    # binding it again in every aggregate made DuckDB's planning the cost of wide scans.
+    inner: list[str] = []
     select: list[str] = []
     plan: list[tuple[str, list[str]]] = []
-    for field in fields:
+    for index, field in enumerate(fields):
         kind = column_kind(field.type)
-        v = _value(field.name, field.type)
+        v, d, value = f"v{index}", f"d{index}", _value(field.name, field.type)
+        inner.append(f"{value} AS {v}")
         # list_unique over the column's list: exact like count(DISTINCT), ~6x faster in DuckDB
         distinct = f"coalesce(list_unique(list({v}) FILTER (WHERE {v} IS NOT NULL)), 0)" \
             if exact else f"approx_count_distinct({v})"
@@ -180,18 +184,21 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
         if field.name in pii and kind != "categorical":
             pass  # min, max and quantiles of a PII column are raw values
         elif kind == "numeric":
+            inner.append(f"({value})::DOUBLE AS {d}")
             keys += ["min", "max", "mean", "std", "quantiles"]
-            select += [f"min({v})::DOUBLE", f"max({v})::DOUBLE", f"avg({v}::DOUBLE)",
-                       f"stddev_samp({v}::DOUBLE)", f"{quantile}({v}::DOUBLE, [{qs}])"]
+            select += [f"min({d})", f"max({d})", f"avg({d})", f"stddev_samp({d})",
+                       f"{quantile}({d}, [{qs}])"]
         elif kind == "datetime":
+            inner.append(f"epoch({value})::DOUBLE AS {d}")
             keys += ["min", "max", "_low", "_high"]
-            select += [f"min({v})::VARCHAR", f"max({v})::VARCHAR",
-                       f"min(epoch({v}))::DOUBLE", f"max(epoch({v}))::DOUBLE"]
+            select += [f"min({v})::VARCHAR", f"max({v})::VARCHAR", f"min({d})", f"max({d})"]
         elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            inner.append(f"length({value}) AS {d}")
             keys += ["_len_min", "_len_max", "_len_mean"]
-            select += [f"min(length({v}))", f"max(length({v}))", f"avg(length({v}))"]
+            select += [f"min({d})", f"max({d})", f"avg({d})"]
         plan.append((field.name, keys))
-    row = con.execute(f"SELECT {', '.join(select)} FROM {table}").fetchone()
+    row = con.execute(f"SELECT {', '.join(select)} FROM (SELECT {', '.join(inner)} FROM "
+                      f"{table})").fetchone()
     out: dict[str, dict[str, Any]] = {}
     position = 0
     for field, (name, keys) in zip(fields, plan, strict=True):
@@ -232,19 +239,21 @@ def _histograms(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Fiel
 
     The last bin is closed on the right, as in numpy.histogram.
     """
-    select, targets = [], []
+    inner, select, targets = [], [], []
     for field in fields:
         stats = columns[field.name]
         if not stats["count"] or stats["kind"] not in ("numeric", "datetime") \
                 or "pii" in stats:
             continue
-        v = _value(field.name, field.type)
-        expr = f"epoch({v})::DOUBLE" if stats["kind"] == "datetime" else f"{v}::DOUBLE"
         low, high = (stats.pop("_low"), stats.pop("_high")) if stats["kind"] == "datetime" \
             else (stats["min"], stats["max"])
         if high == low:
             stats["histogram"] = {"edges": [low, high], "counts": [stats["count"]]}
             continue
+        v = _value(field.name, field.type)
+        expr = f"d{len(inner)}"  # computed once in the subquery, as in _moments
+        inner.append((f"epoch({v})::DOUBLE" if stats["kind"] == "datetime"
+                      else f"({v})::DOUBLE") + f" AS {expr}")
         width = (high - low) / BINS
         # FILTER, not a NULL check inside: DuckDB's least() skips NULL arguments. Binned
         # histogram() over the bin index: DuckDB binds it ~3x faster than the plain one,
@@ -254,7 +263,8 @@ def _histograms(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Fiel
         targets.append((stats, low, high, width))
     if not select:
         return
-    row = con.execute(f"SELECT {', '.join(select)} FROM {table}").fetchone()
+    row = con.execute(f"SELECT {', '.join(select)} FROM (SELECT {', '.join(inner)} FROM "
+                      f"{table})").fetchone()
     for (stats, low, high, width), counts_by_bin in zip(targets, row, strict=True):
         counts = [0] * BINS
         for bin_index, n in (counts_by_bin or {}).items():
