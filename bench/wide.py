@@ -11,9 +11,13 @@ process on a fresh workspace,
 and reports each command's wall time and peak resident memory (``ru_maxrss`` of the child
 from ``os.wait4``, which covers the DuckDB threads too).
 
-Run with ``.venv/bin/python bench/wide.py [--columns 5000 --rows 10000]``; the CSV is written
-to ``bench/out/`` (git-ignored) and reused by later runs with the same shape and seed.
-Results are printed and written to ``bench/out/wide.json``.
+``--stages`` also runs, in one more fresh process, the stages of ``data add`` one by one
+(snapshot, DuckDB profile, HTML report of the first 100 columns) with their wall times and
+the peak RSS after each.
+
+Run with ``.venv/bin/python bench/wide.py [--columns 5000 --rows 10000] [--stages]``; the CSV
+is written to ``bench/out/`` (git-ignored) and reused by later runs with the same shape and
+seed. Results are printed and written to ``bench/out/wide.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ OUT_DIR = Path(__file__).resolve().parent / "out"
 GENERATOR_VERSION = 1
 CHUNK_ROWS = 2_000
 MB = 1 << 20
+REPORT_COLUMNS = 100
 
 
 def kind_of(index: int) -> str:
@@ -90,12 +95,49 @@ def run_child(command: list[str], env: dict[str, str]) -> dict[str, object]:
             "stderr_tail": stderr[-500:]}
 
 
+def stages(csv: Path) -> dict[str, object]:
+    """Return wall seconds and peak RSS (MB) after each stage of an ingest, run in this process."""
+    import resource
+
+    from loopml.data import report
+    from loopml.data.profile import profile_parquet
+    from loopml.data.snapshot import write_snapshot
+    from loopml.data.sources import resolve_source
+
+    out: dict[str, object] = {}
+
+    def mark(name: str, start: float) -> None:
+        out[name] = {"seconds": round(time.perf_counter() - start, 2),
+                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+
+    with tempfile.TemporaryDirectory(prefix="loopml-wide-") as tmp:
+        start = time.perf_counter()
+        snap = write_snapshot(resolve_source(csv), Path(tmp, "snapshot.parquet"))
+        mark("snapshot", start)
+        start = time.perf_counter()
+        profile = profile_parquet(snap.path, snap.schema, pii={})
+        mark("profile", start)
+        # The report draws a plot a column (~0.1 s each): time it on the first REPORT_COLUMNS.
+        first = dict(list(profile["columns"].items())[:REPORT_COLUMNS])
+        start = time.perf_counter()
+        report.render("wide", {**profile, "columns": first}, meta={}, pii={})
+        mark(f"report of the first {len(first)} columns", start)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--columns", type=int, default=5_000)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", action="store_true")
+    parser.add_argument("--child-stages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_stages:
+        import json
+
+        print(json.dumps(stages(args.child_stages)))
+        return
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     csv = OUT_DIR / f"wide-{args.columns}x{args.rows}-s{args.seed}-v{GENERATOR_VERSION}.csv"
@@ -115,10 +157,18 @@ def main() -> None:
                   f"{result['seconds']} s, peak RSS {result['peak_rss_mb']} MB", flush=True)
             if result["exit_code"] != 0:
                 print(result["stderr_tail"], file=sys.stderr)
+    stage_times = None
+    if args.stages:
+        import json
+
+        child = subprocess.run([sys.executable, __file__, "--child-stages", str(csv)],
+                               capture_output=True, text=True, check=True)
+        stage_times = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"stages of data add: {stage_times}")
     write_report(OUT_DIR / "wide.json", {
         "file": {"path": csv.name, "columns": args.columns, "rows": args.rows,
                  "mb": round(csv.stat().st_size / MB, 1)},
-        "results": results, "machine": machine(),
+        "results": results, "stages": stage_times, "machine": machine(),
         "versions": versions("duckdb", "pyarrow", "pandas"),
     })
 
