@@ -34,6 +34,7 @@ PROFILE_VERSION = 1
 COLUMNS_PER_QUERY = 64
 QUERY_BYTES = 256 << 20  # what one query's exact quantile and distinct states may hold
 MEMORY_LIMIT = "1GB"
+LIST_DISTINCT_ROWS = 100_000
 
 
 def column_kind(arrow_type: pa.DataType) -> str:
@@ -92,13 +93,14 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 def columns_per_query(num_rows: int, *, exact: bool) -> int:
     """Return how many columns one scan may profile: fewer when exact states hold every row.
 
-    >>> columns_per_query(10_000, exact=True), columns_per_query(5_000_000, exact=True)
-    (64, 3)
+    >>> columns_per_query(10_000, exact=True), columns_per_query(2_000_000, exact=True)
+    (64, 4)
     """
     if not exact:
         return COLUMNS_PER_QUERY
-    # quantile_cont keeps each value (8 bytes) and count(DISTINCT) hashes it (~8 more)
-    return max(1, min(COLUMNS_PER_QUERY, QUERY_BYTES // (16 * max(num_rows, 1))))
+    # quantile_cont keeps each value and count(DISTINCT) hashes it: ~30 bytes a value
+    # measured (8 columns x 2M rows: +470 MB)
+    return max(1, min(COLUMNS_PER_QUERY, QUERY_BYTES // (32 * max(num_rows, 1))))
 
 
 def profile_parquet(path: Path, schema: pa.Schema, *,
@@ -176,9 +178,12 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
         kind = column_kind(field.type)
         v, d, value = f"v{index}", f"d{index}", _value(field.name, field.type)
         inner.append(f"{value} AS {v}")
-        # list_unique over the column's list: exact like count(DISTINCT), ~6x faster in DuckDB
-        distinct = f"coalesce(list_unique(list({v}) FILTER (WHERE {v} IS NOT NULL)), 0)" \
-            if exact else f"approx_count_distinct({v})"
+        if not exact:
+            distinct = f"approx_count_distinct({v})"
+        elif num_rows <= LIST_DISTINCT_ROWS:  # planning dominates: list_unique binds ~6x faster
+            distinct = f"coalesce(list_unique(list({v}) FILTER (WHERE {v} IS NOT NULL)), 0)"
+        else:  # execution dominates: count(DISTINCT) runs ~5x faster on 2M rows
+            distinct = f"count(DISTINCT {v})"
         keys = ["count", "distinct"]
         select += [f"count({v})", distinct]
         if field.name in pii and kind != "categorical":
