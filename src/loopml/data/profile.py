@@ -72,8 +72,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     The footer cache matters for wide files: every query would otherwise re-read the
     metadata of thousands of columns.
     """
-    import duckdb
+    from loopml.imports import import_uninterrupted
 
+    duckdb = import_uninterrupted("duckdb")
     con = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
                                  "preserve_insertion_order": False})
     con.execute("SET parquet_metadata_cache = true")
