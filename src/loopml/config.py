@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopml.data.splits import SEED_MAX
 from loopml.errors import InvalidInput
 
 DEFAULT_FILE = "loopml.yaml"
@@ -52,6 +53,8 @@ class DataSection(_Section):
     split: SplitSection = Field(default_factory=SplitSection)
     pii: dict[str, Literal["drop", "hash", "keep"]] = Field(default_factory=dict)
     null_values: list[str] = Field(default_factory=lambda: [""])
+    encoding: str = "utf8"  # text encoding of a CSV source, as `loopml data add --encoding`
+    format: Literal["csv", "parquet", "jsonl"] | None = None  # default: from the suffix
 
 
 class FeaturesSection(_Section):
@@ -64,7 +67,7 @@ class FeaturesSection(_Section):
 
 
 # Limits of the numbers a project file may hold: seeds fit every library's 32-bit seed.
-MAX_SEED = 2**31 - 1
+MAX_SEED = SEED_MAX  # one range for every seed: data split, train
 MAX_TRIALS = 100_000
 MAX_BUDGET_S = 31_536_000  # a year
 MAX_JOBS = 1024

@@ -135,17 +135,24 @@ def test_data_commands_refuse_bad_numbers_in_one_line(tmp_path, credit_csv):
     home = tmp_path / "ws"
     assert loopml("data", "add", str(credit_csv), "--name", "credit", home=home).returncode == 0
     cases = [
-        (("data", "split", "credit", "--seed", "-1"), ("--seed", "-1", "0 to 4294967295")),
-        (("data", "split", "credit", "--seed", str(2**70)), ("--seed", "0 to 4294967295")),
+        (("data", "split", "credit", "--seed", "-1"), ("--seed", "-1", "0 to 2147483647")),
+        (("data", "split", "credit", "--seed", str(2**70)), ("--seed", "0 to 2147483647")),
         (("data", "split", "credit", "--fractions", "nan,0.5,0.5"), ("--fractions",
                                                                      "add up to 1")),
         (("data", "split", "credit", "--fractions", "2,-0.5,-0.5"), ("--fractions",
                                                                      "between 0 and 1")),
         (("data", "add", "--name", "m", "--sql", "select 1 as x", "--url", "sqlite://"),
          ("--url", "in-memory SQLite", "sqlite:///path/to/file.db")),
+        (("data", "show", "credit", "--html", str(tmp_path)), ("is a folder",)),
+        (("data", "show", "credit", "--html", str(tmp_path / "no" / "r.html")),
+         ("does not exist",)),
     ]
     for args, needles in cases:
         assert_one_line_error(loopml(*args, home=home), *needles)
+    # a write to an existing dataset on a mistyped home creates nothing
+    typo = tmp_path / "typo"
+    assert_one_line_error(loopml("data", "split", "credit", home=typo), "no workspace at")
+    assert not typo.exists()
 
 
 # -- 7. validate with an encoding -------------------------------------------------------------
@@ -205,3 +212,12 @@ def test_a_source_path_with_control_characters_keeps_the_contract_readable(tmp_p
     assert "\x1b" not in stored and list(catalog.contract("odd").columns) == ["a", "b"]
     text = to_yaml(catalog.contract("odd"), origin=str(path))
     assert list(from_yaml(text, origin="contract.yaml").columns) == ["a", "b"]
+
+
+def test_column_names_that_differ_only_in_case_are_refused(tmp_path):
+    """DuckDB matches names case-insensitively: 'A' and 'a' would read one another's values."""
+    path = tmp_path / "case.csv"
+    path.write_text("A,a,y\n1,100,x\n2,200,y\n3,300,x\n")
+    catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
+    with pytest.raises(InvalidInput, match="'A' and 'a' differ only in case"):
+        catalog.add(resolve_source(path), name="case")

@@ -181,6 +181,21 @@ def test_reader_error_in_a_later_block_masks_personal_values(catalog, tmp_path, 
         assert "column 'phone'" in message
 
 
+@pytest.mark.parametrize("value", ["2020-01-01 10:00:00", "2020-01-01"])
+def test_conversion_error_to_a_bracketed_type_masks_the_value(catalog, tmp_path, monkeypatch,
+                                                               value):
+    """Arrow names types like timestamp[s] or date32[day]: the value must still be masked."""
+    rows = "".join(f"{i},{value}\n" for i in range(2000)) + "9,jane.doe@example.com\n"
+    path = tmp_path / "dates.csv"
+    path.write_text("id,dob\n" + rows, encoding="utf-8")
+    monkeypatch.setattr(sources_module, "BLOCK_BYTES", 2048)
+    for policies in ({"dob": "drop"}, None):
+        with pytest.raises(InvalidInput) as info:
+            catalog.add(resolve_source(path), name="dates", pii=policies)
+        assert "jane.doe" not in str(info.value) and "example.com" not in str(info.value)
+        assert "column 'dob'" in str(info.value)
+
+
 def test_detected_pii_columns_are_not_features_unless_listed():
     from loopml.config import FeaturesSection
     from loopml.train.features import infer_features

@@ -159,9 +159,27 @@ def test_bad_references_are_clear_errors(workspace):
         loopml.load_model("", workspace=workspace)
 
 
+def test_a_mistyped_workspace_is_not_created(tmp_path):
+    from loopml.errors import StoreUnavailable
+
+    typo = tmp_path / "typo"
+    with pytest.raises((StoreUnavailable, NotFound), match="no workspace at"):
+        loopml.load_model("abcd", workspace=Workspace.from_env(typo, env={}))
+    assert not typo.exists()
+
+
+def test_a_damaged_signature_field_is_untrusted_not_a_traceback():
+    blob = dump_model({"a": 1}, key=b"k" * 32)
+    header_line, _, payload = blob[len(MAGIC):].partition(b"\n")
+    header = json.loads(header_line)
+    header["mac"] = "é"
+    with pytest.raises(UntrustedArtifact, match="header is damaged"):
+        read_model(MAGIC + json.dumps(header).encode() + b"\n" + payload, key=b"k" * 32)
+
+
 def test_a_short_signing_key_is_refused(workspace, monkeypatch):
     monkeypatch.setenv("LOOPML_SIGNING_KEY", "a")
-    with pytest.raises(InvalidInput, match="LOOPML_SIGNING_KEY is 1 bytes; a key needs at least 32"):
+    with pytest.raises(InvalidInput, match="SIGNING_KEY is 1 bytes; a key needs at least 32"):
         signing_key(workspace)
 
 

@@ -175,6 +175,9 @@ def test_init_out_never_writes_through_a_planted_link_and_refuses_bad_paths(cred
          r"unknown parameter 'num_leavs'.* num_leaves"),
         ({}, {"search_space": {"linear": {"random_state": {"choices": [1, 2]}}}},
          r"train.search_space.linear: .*random_state.*loopml sets that parameter itself"),
+        # fairness groups of a raw personal column would print its values in the card
+        ({"pii": {"email": "keep"}, "sensitive": ["email"]}, {},
+         r"data.sensitive names 'email', which holds personal data \(email\) stored raw"),
     ],
 )
 def test_config_that_cannot_train_is_one_error_before_any_run(credit_file, workspace, data,

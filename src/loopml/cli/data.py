@@ -54,7 +54,9 @@ def data_add(
                                                     "the suffix).")] = None,
     null_values: Annotated[str | None, typer.Option(
         help="Comma-separated markers of missing values in CSV (default: only empty).")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV.")] = "utf8",
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding of a CSV (default: data.encoding of loopml.yaml, else utf8).")
+    ] = None,
     pii: Annotated[list[str] | None, typer.Option(
         help="COLUMN=drop|hash|keep, applied before the data is stored (repeatable).")] = None,
     config: ConfigOption = None,
@@ -75,17 +77,23 @@ def data_add(
         fail("give the dataset a name with --name NAME (or data.dataset in loopml.yaml)")
     markers = tuple(null_values.split(",")) if null_values is not None else \
         tuple(data_cfg.null_values if data_cfg else [""])
-    resolved = resolve_source(source or (data_cfg.source if data_cfg else None), sql=sql,
-                              url=url, format=format, null_values=markers, encoding=encoding)
+    from_file = source is None and sql is None and data_cfg is not None
+    resolved = resolve_source(
+        source or (data_cfg.source if data_cfg else None), sql=sql, url=url,
+        format=format or (data_cfg.format if from_file else None), null_values=markers,
+        encoding=encoding or (data_cfg.encoding if data_cfg else "utf8"))
     policies = dict(data_cfg.pii) if data_cfg else {}
     policies.update(_parse_pii(pii or []))
     catalog = _catalog(home)
     out = console()
-    with Progress(TextColumn("ingesting {task.fields[what]}"), BarColumn(),
+    from loopml.views.text import clean
+
+    # The file name is the user's: no markup, control characters shown escaped.
+    with Progress(TextColumn("ingesting {task.fields[what]}", markup=False), BarColumn(),
                   TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
                   console=out, transient=True, disable=as_json) as progress:
-        task = progress.add_task("ingest", total=resolved.size_bytes, what=Path(
-            resolved.location).name if resolved.kind != "sql" else "SQL query", rows=0)
+        task = progress.add_task("ingest", total=resolved.size_bytes, what=clean(Path(
+            resolved.location).name) if resolved.kind != "sql" else "SQL query", rows=0)
 
         def advance(rows: int, read_bytes: int) -> None:
             total = resolved.size_bytes or read_bytes
@@ -144,8 +152,7 @@ def data_show(
     splits = catalog.store.datasets.splits(version.id)
     users = catalog.users(version)
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(catalog.report_html(version), encoding="utf-8")
+        catalog.write_report(version, path=html)
     if as_json:
         print_json(views.version_detail_json(version, profile, splits, users))
     else:
@@ -234,7 +241,7 @@ def data_split(
     except ValueError:
         fail(f"--fractions {fractions!r} should be three numbers like 0.7,0.15,0.15")
     spec = SplitSpec(method=method, fractions=shares, seed=seed, column=by)  # type: ignore[arg-type]
-    record = _catalog(home).split(ref, spec, project=project)
+    record = _catalog(home, create=False).split(ref, spec, project=project)
     if as_json:
         print_json({"spec": record.spec, "counts": record.counts, "key": record.spec_key})
     else:

@@ -173,16 +173,24 @@ class Catalog:
             raise NotFound(f"dataset {version.ref} has no stored report")
         return self.artifacts.get_bytes(version.report_sha256).decode()
 
-    def write_report(self, version: VersionRecord, folder: Path) -> Path:
-        """Write a version's report under ``folder``/PROJECT/; return its path.
+    def write_report(self, version: VersionRecord, folder: Path | None = None, *,
+                     path: Path | None = None) -> Path:
+        """Write a version's report under ``folder``/PROJECT/ (or at ``path``); return its path.
 
         The project is part of the path, so dataset ``shared`` of two projects gets two
-        files. The file is replaced whole (temp file, then rename), never half-written.
+        files. The file is replaced whole (temp file, then rename), never half-written; a
+        link at ``path`` is replaced, never written through.
         """
         from loopml.data.report import report_filename
 
-        path = Path(folder) / report_filename(version.project, version.dataset, version.seq)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path is None:
+            path = Path(folder or ".") / report_filename(version.project, version.dataset,
+                                                          version.seq)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif path.is_dir():
+            raise InvalidInput(f"{path} is a folder: give a file name, e.g. {path}/report.html")
+        elif not path.parent.is_dir():
+            raise InvalidInput(f"{path}: folder {path.parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -161,18 +161,26 @@ def apply(batch: pa.RecordBatch, policies: Mapping[str, str], *, key: bytes) -> 
 def mask(value: object, kind: str) -> str:
     """Return a value of a personal-data column in a form safe to show in messages and reports.
 
+    What stays visible depends on the kind: the start of a phone number (a country or area
+    code), the last two digits of an id or a card, the first letter of a name, an address or
+    an e-mail; never more than a fifth of a long value, nothing of a short one.
+
     >>> mask("+1 555-867-5309", "phone")
     "'+1 5…09' (phone, masked)"
+    >>> mask("Ada Lovelace", "name"), mask("123-45-6789", "national_id")
+    ("'A…' (name, masked)", "'…89' (national_id, masked)")
     >>> mask("ab", "name")
     "'…' (name, masked)"
     """
     text = str(value)
-    if len(text) >= 10:
-        shown = f"{text[:4]}…{text[-2:]}"
-    elif len(text) >= 6:
-        shown = f"{text[:1]}…{text[-1:]}"
-    else:
+    if len(text) < 6:
         shown = "…"
+    elif kind == "phone" and len(text) >= 10:
+        shown = f"{text[:4]}…{text[-2:]}"
+    elif kind in ("national_id", "card_number", "phone", "birth_date"):
+        shown = f"…{text[-2:]}"
+    else:
+        shown = f"{text[:1]}…"
     return f"'{shown}' ({kind}, masked)"
 
 
@@ -234,7 +242,7 @@ def shown(value: object, kind: str | None = None) -> str:
     """Return a value as a message may quote it: masked if its column is personal or it looks so.
 
     >>> shown("n/a"), shown("+1 555-867-5309"), shown("Ada Lovelace", "name")
-    ("'n/a'", "'+1 5…09' (phone, masked)", "'Ada …ce' (name, masked)")
+    ("'n/a'", "'+1 5…09' (phone, masked)", "'A…' (name, masked)")
     """
     kind = kind or looks_personal(value)
     return mask(value, kind) if kind else repr(value)

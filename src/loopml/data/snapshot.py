@@ -208,6 +208,7 @@ def check_columns(source: Source, schema: pa.Schema) -> None:
     if not names:
         raise InvalidInput(f"{source.location}: the data has no columns")
     seen: set[str] = set()
+    folded: dict[str, str] = {}
     for position, name in enumerate(names, start=1):
         if not name.strip():
             raise InvalidInput(f"{source.location}: column {position} has an empty name; "
@@ -215,7 +216,13 @@ def check_columns(source: Source, schema: pa.Schema) -> None:
         if name in seen:
             raise InvalidInput(f"{source.location}: column name {name!r} appears more than "
                                "once; rename the duplicates")
+        # SQL engines (DuckDB profiles and validates) match names regardless of case, so
+        # 'A' and 'a' would read one another's values.
+        if name.casefold() in folded:
+            raise InvalidInput(f"{source.location}: columns {folded[name.casefold()]!r} and "
+                               f"{name!r} differ only in case; rename one of them")
         seen.add(name)
+        folded[name.casefold()] = name
 
 
 def check_text(source: Source, batch: pa.RecordBatch, *,

@@ -136,7 +136,8 @@ def read_batches(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     return openers[source.kind](source)
 
 
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): "
+# The type may hold brackets and commas: timestamp[s], date32[day], decimal128(5, 2).
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (.+?): "
                          r"invalid value '(.*)'$", re.DOTALL)
 _RAGGED = re.compile(r"(Expected \d+ columns, got \d+)(: .*)?$", re.DOTALL)
 
@@ -170,6 +171,7 @@ def _arrow_error(source: Source, exc: Exception, schema: pa.Schema | None = None
         hint = (" (a column changes type part-way through the file: fix the values, or "
                 "declare extra null markers with --null-values)")
     elif "conversion error" in lowered:
+        message = message.split("invalid value", 1)[0].rstrip(": ")  # never the value itself
         hint = (" (a column changes type part-way through the file: fix the values, or declare "
                 "extra null markers with --null-values)")
     else:

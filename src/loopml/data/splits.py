@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 METHODS = ("random", "stratified", "group", "time")
 NAMES = ("train", "validation", "test")
-SEED_MAX = 2**32 - 1  # numpy's seeds are unsigned 32-bit words
+# The same range as every seed in loopml.yaml (LightGBM takes signed 32-bit seeds).
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)

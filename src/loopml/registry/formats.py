@@ -21,12 +21,14 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import sys
 from typing import Any
 
 from loopml.errors import InvalidInput, UntrustedArtifact
 
 MAGIC = b"LOOPML-MODEL\n"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 FORMAT = 1
 
 
@@ -68,7 +70,7 @@ def read_header(blob: bytes, *, origin: str = "model") -> tuple[dict[str, Any], 
         header = json.loads(line) if sep else None
     except ValueError:
         header = None
-    if not isinstance(header, dict) or not isinstance(header.get("mac"), str):
+    if not isinstance(header, dict) or not _HEX64.fullmatch(str(header.get("mac"))):
         raise UntrustedArtifact(f"{origin}: the model envelope's header is damaged")
     return header, payload
 

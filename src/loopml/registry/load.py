@@ -36,7 +36,7 @@ def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
         raise InvalidInput(f"model reference {ref!r}: named model versions are not available "
                            "yet; pass the id of the training run (loopml runs list)")
     workspace = workspace or Workspace.from_env()
-    client = TrackingClient.from_workspace(workspace)
+    client = TrackingClient(*workspace.open(create=False))  # reading never creates one
     try:
         run_id = client.store.runs.resolve(ref.strip())
         names = {a.name for a in client.store.artifacts.list(run_id)}

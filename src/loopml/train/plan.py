@@ -111,8 +111,15 @@ def make_plan(config: ProjectConfig, catalog: Catalog, *,
         raise InvalidInput(f"{version.ref} has too few rows for a train/test split "
                            f"({ {k: len(v) for k, v in parts.items()} })")
     classes = sorted(frame[data.target].unique().tolist()) if task != "regression" else []
+    personal = _raw_personal(version.pii)
+    for column in data.sensitive:
+        if column in personal:
+            raise InvalidInput(
+                f"loopml.yaml: data.sensitive names {column!r}, which holds personal data "
+                f"({personal[column]}) stored raw: the card's fairness groups would show its "
+                f"values; hash it (data.pii: {{{column}: hash}}) or leave it out")
     features = infer_features(parts["train"], target=data.target, spec=config.features,
-                              sensitive=data.sensitive, pii=_raw_personal(version.pii))
+                              sensitive=data.sensitive, pii=personal)
 
     search_rows = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
     plan = TrainPlan(config=config, version=version, split=split, parts=parts, task=task,

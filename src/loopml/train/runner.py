@@ -79,7 +79,8 @@ def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | 
         latest = catalog.get(data.dataset, project=project)
     except NotFound:
         latest = None
-    source = resolve_source(data.source, null_values=tuple(data.null_values))
+    source = resolve_source(data.source, null_values=tuple(data.null_values),
+                            encoding=data.encoding, format=data.format)
     result = catalog.add(source, name=data.dataset, project=project, target=data.target,
                          pii=data.pii)
     version = result.version
