@@ -221,3 +221,21 @@ def test_column_names_that_differ_only_in_case_are_refused(tmp_path):
     catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
     with pytest.raises(InvalidInput, match="'A' and 'a' differ only in case"):
         catalog.add(resolve_source(path), name="case")
+
+
+@pytest.mark.parametrize(("text", "rows"), [
+    # a literal quote in an unquoted value, then a legal multi-line last value: accepted
+    ('id,h,note\n1,5 foot 11",plain\n2,6 foot,"multi\nline"\n', 2),
+    # the same stray quote, then a quote never closed: refused (counting quotes said "closed")
+    ('id,h,note\n1,5 foot 11",a\n2,x,"open\n3,y,z\n4,w,v\n', None),
+])
+def test_a_stray_literal_quote_does_not_fool_the_unterminated_quote_check(tmp_path, text,
+                                                                          rows):
+    path = tmp_path / "q.csv"
+    path.write_text(text)
+    catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
+    if rows is None:
+        with pytest.raises(InvalidInput, match="'note' is never closed"):
+            catalog.add(resolve_source(path), name="q")
+    else:
+        assert catalog.add(resolve_source(path), name="q").version.num_rows == rows

@@ -268,23 +268,38 @@ def check_unterminated_quote(source: Source, last: pa.RecordBatch | None) -> Non
 
     Quoted values may hold line breaks (RFC 4180), so an unclosed quote does not break the
     parse: it swallows the rest of the file into the last row. Only then does that row hold
-    a multi-line value while the file has an odd number of quote characters.
+    a multi-line value; then the file is read once more by Python's strict CSV parser, which
+    tells a quote closed at the end of the file from one that never is (counting quote
+    characters cannot: a literal quote in an unquoted value, `5 foot 11"`, is legal).
     """
+    import csv
+    import io
+    import sys
+
     import pyarrow as pa
 
     if source.kind != "csv" or last is None:
         return
     spanning = [field.name for field, column in zip(last.schema, last.columns, strict=True)
                 if pa.types.is_string(field.type) and "\n" in (column[-1].as_py() or "")]
-    if not spanning or source.encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
+    if not spanning:
         return
-    odd = False
-    with pa.input_stream(source.location, compression="detect") as stream:
-        while chunk := stream.read(1 << 22):
-            odd ^= chunk.count(b'"') % 2 == 1
-    if odd:
+    delimiter = "\t" if source.location.lower().endswith((".tsv", ".tsv.gz")) else ","
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # one huge quoted value is what we are looking for
+    try:
+        with pa.input_stream(source.location, compression="detect") as raw, \
+                io.TextIOWrapper(io.BufferedReader(raw), encoding=source.encoding,
+                                 newline="") as text:
+            for _ in csv.reader(text, delimiter=delimiter, strict=True):
+                pass
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return  # not our question: Arrow already read the file its own way
         raise InvalidInput(
             f"{source.location}: a quoted value in column {spanning[0]!r} is never closed — "
             "an unterminated quote runs to the end of the file; add the closing quote "
             '(a quote inside a quoted value is written twice: "")'
-        )
+        ) from None
+    finally:
+        csv.field_size_limit(limit)
