@@ -239,3 +239,14 @@ def test_a_stray_literal_quote_does_not_fool_the_unterminated_quote_check(tmp_pa
             catalog.add(resolve_source(path), name="q")
     else:
         assert catalog.add(resolve_source(path), name="q").version.num_rows == rows
+
+
+def test_validate_refuses_an_unterminated_quote_too(tmp_path):
+    """Validation would otherwise check fewer rows than the file holds, and pass."""
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("id,note\n1,a\n2,b\n3,c\n")
+    bad.write_text('id,note\n1,a\n2,"open\n3,c\n')
+    catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
+    catalog.add(resolve_source(good), name="notes")
+    with pytest.raises(InvalidInput, match="'note' is never closed"):
+        catalog.validate(resolve_source(bad), against="notes")

@@ -55,7 +55,7 @@ class ValidationReport:
 
 def validate(source: Source, contract: Contract) -> ValidationReport:
     """Return the violations of ``contract`` in ``source``."""
-    from loopml.data.snapshot import check_columns
+    from loopml.data.snapshot import check_columns, check_unterminated_quote
     from loopml.data.sources import read_batches
 
     text_source = source if source.kind != "csv" else _as_text(source)
@@ -66,7 +66,9 @@ def validate(source: Source, contract: Contract) -> ValidationReport:
     sensitive = {name: rule.pii for name, rule in contract.columns.items() if rule.pii}
     with tempfile.TemporaryDirectory(prefix="loopml-validate-") as tmp:
         path = Path(tmp, "data.parquet")
-        rows = _write(path, _detecting(batches, sensitive), schema)
+        last: list[pa.RecordBatch] = []
+        rows = _write(path, _keep_last(_detecting(batches, sensitive), last), schema)
+        check_unterminated_quote(source, last[0] if last else None)  # rows it would swallow
         con = connect()
         literal = "'" + str(path).replace("'", "''") + "'"
         con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({literal})")
@@ -88,6 +90,13 @@ def _detecting(batches: Iterator[pa.RecordBatch], sensitive: dict[str, str]
         if index == 0:
             for finding in pii.detect(batch):
                 sensitive.setdefault(finding.column, finding.kind)
+        yield batch
+
+
+def _keep_last(batches: Iterator[pa.RecordBatch], last: list[pa.RecordBatch]
+               ) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        last[:] = [batch]
         yield batch
 
 
