@@ -102,6 +102,17 @@ def test_a_plain_pickle_is_refused(workspace):
         loopml.load_model(run_id, workspace=workspace)
 
 
+def test_an_unsigned_model_of_an_earlier_loopml_is_refused_with_the_reason(workspace):
+    import io
+
+    model, _ = _model()
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    run_id = _store(workspace, buffer.getvalue(), name="model.joblib")
+    with pytest.raises(UntrustedArtifact, match="unsigned pickle .*retrain it"):
+        loopml.load_model(run_id, workspace=workspace)
+
+
 def test_bytes_changed_on_disk_fail_the_sha256_check_first(workspace):
     model, _ = _model()
     run_id = _store(workspace, dump_model(model, key=signing_key(workspace)))

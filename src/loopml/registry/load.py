@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import InvalidInput, NotFound, UntrustedArtifact
 
 if TYPE_CHECKING:
     from loopml.workspace import Workspace
 
 MODEL_ARTIFACT = "model.loopml"
+LEGACY_ARTIFACT = "model.joblib"  # unsigned, from before the signed envelope: never loaded
 
 
 def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
@@ -40,6 +41,10 @@ def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
     try:
         run_id = client.store.runs.resolve(ref.strip())
         names = {a.name for a in client.store.artifacts.list(run_id)}
+        if MODEL_ARTIFACT not in names and LEGACY_ARTIFACT in names:
+            raise UntrustedArtifact(
+                f"run {run_id[:12]} stored its model as an unsigned pickle ({LEGACY_ARTIFACT}, "
+                "written by an earlier loopml); loopml loads only signed models: retrain it")
         if MODEL_ARTIFACT not in names:
             raise NotFound(f"run {run_id[:12]} stored no model (training runs store "
                            f"{MODEL_ARTIFACT}; trial runs do not): pass the training run's id")
