@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loopml.errors import InvalidInput
 from loopml.gc import collect, parse_age
 from loopml.tracking import TrackingClient
 from loopml.workspace import Workspace
@@ -177,6 +178,13 @@ def test_cli_is_a_dry_run_unless_yes(workspace, tmp_path):
     assert kept.returncode == 0, kept.stderr
     assert "would remove 0 unreferenced object(s)" in kept.stdout and "spared 0 in use and 1" \
         in kept.stdout
+    young = gc("--older-than", "59s", "--yes")
+    assert young.returncode == 2 and young.stderr.strip().splitlines() == [
+        "loopml: error: --older-than 59s is under the minimum of 60 s: younger files may "
+        "belong to a running command; give 60s or more, or set LOOPML_GC_MIN_AGE=0 when no "
+        "loopml command is running"]
+    assert artifacts.exists(orphan.sha256)
+    env["LOOPML_GC_MIN_AGE"] = "0"  # the documented override: nothing else runs here
     dry = gc("--older-than", "0s")
     assert "would remove 1 unreferenced object(s)" in dry.stdout and "dry run" in dry.stdout
     assert artifacts.exists(orphan.sha256)
@@ -189,7 +197,116 @@ def test_cli_is_a_dry_run_unless_yes(workspace, tmp_path):
         "with a unit, like 90s, 30m, 1h or 2d"]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("90", 90), ("90s", 90),
+@pytest.mark.parametrize(("text", "seconds"), [("60", 60), ("90", 90), ("90s", 90),
                                                ("30m", 1800), ("1.5h", 5400), ("2d", 172800)])
 def test_parse_age(text, seconds):
     assert parse_age(text) == seconds
+    assert parse_age("0", minimum_s=0) == 0
+
+
+def test_parse_age_refuses_less_than_a_minute_unless_overridden(monkeypatch):
+    monkeypatch.delenv("LOOPML_GC_MIN_AGE", raising=False)
+    for text in ("0", "59", "0.5m"):
+        with pytest.raises(InvalidInput, match="under the minimum of 60 s"):
+            parse_age(text)
+    monkeypatch.setenv("LOOPML_GC_MIN_AGE", "0")
+    assert parse_age("0") == 0
+    monkeypatch.setenv("LOOPML_GC_MIN_AGE", "2m")
+    with pytest.raises(InvalidInput, match="minimum of 120 s"):
+        parse_age("90s")
+
+
+_PROJECT = """\
+project: {{name: risk}}
+data: {{dataset: credit, source: {csv}, target: default, pii: {{email: hash}}}}
+train: {{candidates: [linear], trials: null, time_budget_s: {budget}, n_jobs: 1, cv_folds: 3}}
+"""
+
+
+def test_temp_folder_of_a_live_search_is_kept_for_the_whole_command(workspace, tmp_path):
+    from loopml.demo_data import make_credit
+
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    csv = tmp_path / "credit.csv"
+    make_credit(600, seed=3).to_csv(csv, index=False)
+    config = tmp_path / "loopml.yaml"
+    config.write_text(_PROJECT.format(csv=csv, budget=8))
+    train = subprocess.Popen([sys.executable, "-m", "loopml", "train", "--config", str(config),
+                              "--home", str(workspace.home)], env=_env(temp_dir),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp_dir.glob("loopml-search-*/study.journal")):
+            assert train.poll() is None, train.communicate()[1]
+            assert time.monotonic() < deadline, "the search never started"
+            time.sleep(0.05)
+        [folder] = temp_dir.glob("loopml-search-*")
+        assert folder.name.startswith(f"loopml-search-{train.pid}-")
+        store, artifacts = workspace.open()
+        # Between its trials the search holds no file open in the folder: its pid keeps it.
+        for _ in range(3):
+            live = collect(store, artifacts, older_than_s=0, temp_dir=temp_dir, delete=True)
+            assert folder in live.in_use and live.count("temp folder") == 0
+            assert folder.exists()
+            time.sleep(0.5)
+        out, err = train.communicate(timeout=180)
+        assert train.returncode == 0, err  # every trial still there to summarize
+    finally:
+        if train.poll() is None:
+            _kill(train)
+    assert not folder.exists()  # the search cleaned up after itself
+    left = temp_dir / f"loopml-search-{train.pid}-left"  # its pid now dead, as after SIGKILL
+    mine = temp_dir / f"loopml-search-{os.getpid()}-mine"
+    left.mkdir()
+    mine.mkdir()
+    stale = collect(store, artifacts, older_than_s=0, temp_dir=temp_dir, delete=True)
+    assert [(i.kind, i.path) for i in stale.leftovers] == [("temp folder", left)]
+    assert stale.in_use == [mine] and not left.exists() and mine.exists()
+
+
+def test_trashed_objects_are_readable_and_put_back_if_recorded(workspace, tmp_path):
+    client = TrackingClient.from_workspace(workspace)
+    with client.start_run("keep", project="p") as run:
+        run.log_artifact(b"recorded", name="kept.bin")
+    kept = client.artifacts.put_bytes(b"recorded")
+    orphan = client.artifacts.put_bytes(b"never recorded")
+    objects, trash = Path(client.artifacts.root, "objects"), Path(client.artifacts.root, "trash")
+    trash.mkdir()
+    # What a gc killed between moving objects to its trash and deleting them leaves.
+    for blob in (kept, orphan):
+        os.rename(objects / blob.sha256[:2] / blob.sha256[2:], trash / blob.sha256)
+    assert client.load_artifact(run.id, "kept.bin") == b"recorded"  # read from the trash
+    dry = collect(client.store, client.artifacts, older_than_s=0, temp_dir=tmp_path / "none")
+    assert [i.path for i in dry.leftovers] == [trash / orphan.sha256]
+    assert (trash / kept.sha256).exists()  # a dry run changes nothing
+    done = collect(client.store, client.artifacts, older_than_s=0, temp_dir=tmp_path / "none",
+                   delete=True)
+    assert [i.path for i in done.leftovers] == [trash / orphan.sha256]
+    assert list(trash.iterdir()) == []
+    assert (objects / kept.sha256[:2] / kept.sha256[2:]).exists()
+    assert client.load_artifact(run.id, "kept.bin") == b"recorded"
+    assert not client.artifacts.exists(orphan.sha256)
+    client.close()
+
+
+def test_search_leaves_the_callers_optuna_log_level_alone(workspace, tmp_path):
+    # Here, not in tests/train/, only because this change was limited to these test files.
+    import optuna
+
+    from loopml.api import train
+    from loopml.demo_data import make_credit
+
+    csv = tmp_path / "credit.csv"
+    make_credit(300, seed=3).to_csv(csv, index=False)
+    config = tmp_path / "loopml.yaml"
+    config.write_text(_PROJECT.format(csv=csv, budget="null").replace(
+        "trials: null", "trials: 2"))
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        outcome = train(config, workspace=workspace)
+        assert outcome.search.complete >= 1
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)

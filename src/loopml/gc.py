@@ -9,7 +9,23 @@ deleted) stay as objects no record points at. :func:`collect` finds them and, wi
 - an object any record points at (every ``*sha256`` column of the store) is kept;
 - anything changed more recently than ``older_than_s`` is kept (a write in progress);
 - a ``.part`` file whose writer still holds its lock (flock, released at death) is kept;
+- a temp folder whose creating command is alive is kept: the commands name their folders
+  ``loopml-<kind>-<pid>-…``, and a pid alive on this host that started before the folder
+  was last changed (so not a reused pid) protects it for the command's whole life;
 - a temp folder a live process has a file open in (or works in) is kept.
+
+Objects are not unlinked at once: they are first moved to ``trash/`` in the artifact
+folder, the references are read again, and an object recorded (or touched by a writer
+that found it stored) meanwhile is moved back. A writer that finds its bytes stored
+touches them and looks again, storing its own copy if they vanished. One window remains:
+a writer that found the object stored, touched it, and then takes longer than
+``older_than_s`` to write its record can lose the bytes to a gc that trashes the object
+and re-reads the references in that time. The CLI's minimum age (60 s) keeps that window
+to a writer stalled for over a minute between storing and recording.
+
+Temp folders are matched to processes by pid on this host: a folder in a temp dir shared
+with another PID namespace (a container sharing ``/tmp``) is protected only by its open
+files and its age. ``loopml-validate-*`` folders without a pid are protected the same way.
 
 >>> parse_age("90m")
 5400.0
@@ -34,8 +50,15 @@ if TYPE_CHECKING:
     from loopml.store import Store
 
 DEFAULT_OLDER_THAN_S = 3600.0
-# The temp folders loopml's own commands make (tempfile.TemporaryDirectory prefixes).
+# Below this an age is refused by parse_age (the CLI): a command's files that have not
+# changed for a few seconds are not abandoned. The variable lowers it, for tests and
+# scripts that know no loopml command is running.
+MIN_OLDER_THAN_S = 60.0
+MIN_AGE_VARIABLE = "LOOPML_GC_MIN_AGE"
+# The temp folders loopml's own commands make (tempfile.TemporaryDirectory prefixes); a
+# command puts its pid after the prefix: ``loopml-search-<pid>-<random>``.
 TEMP_PREFIXES = ("loopml-ingest-", "loopml-load-", "loopml-validate-", "loopml-search-")
+_OWNER = re.compile(r"loopml-[a-z]+-(\d+)-")
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -69,16 +92,37 @@ class GcReport:
         return sum(item.kind == kind for item in self.leftovers)
 
 
-def parse_age(text: str) -> float:
+def parse_age(text: str, *, minimum_s: float | None = None) -> float:
     """Return seconds for an age like ``90``, ``90s``, ``30m``, ``1h`` or ``2d``.
 
-    >>> parse_age("1h"), parse_age("0")
+    An age under ``minimum_s`` is refused; by default the minimum is 60 s, or the
+    seconds in the environment variable ``LOOPML_GC_MIN_AGE`` (``0`` allows any age).
+
+    >>> parse_age("1h"), parse_age("0", minimum_s=0)
     (3600.0, 0.0)
     """
     match = _AGE.fullmatch(str(text))
     if not match:
         raise InvalidInput(f"--older-than {text!r} is not an age: give a number of seconds or "
                            "one with a unit, like 90s, 30m, 1h or 2d")
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    minimum = _minimum_age() if minimum_s is None else minimum_s
+    if seconds < minimum:
+        raise InvalidInput(f"--older-than {text} is under the minimum of {minimum:g} s: "
+                           "younger files may belong to a running command; give "
+                           f"{minimum:g}s or more, or set {MIN_AGE_VARIABLE}=0 when no loopml "
+                           "command is running")
+    return seconds
+
+
+def _minimum_age() -> float:
+    text = os.environ.get(MIN_AGE_VARIABLE)
+    if text is None:
+        return MIN_OLDER_THAN_S
+    match = _AGE.fullmatch(text)
+    if not match:
+        raise InvalidInput(f"{MIN_AGE_VARIABLE}={text!r} is not an age: give a number of "
+                           "seconds, like 0 or 60")
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
@@ -95,8 +139,16 @@ def collect(
 
     ``temp_dir`` is where temp folders are looked for (default: the system's, as
     :mod:`tempfile` picks it). Every deletion re-checks its reason just before it happens.
+    Unlike :func:`parse_age`, any age of 0 or more is accepted here: a caller passing a
+    small one vouches that no loopml command is writing objects.
     """
-    from loopml.artifacts.gc import is_locked, stored_objects, temp_files
+    from loopml.artifacts.gc import (
+        is_locked,
+        restore,
+        stored_objects,
+        temp_files,
+        trashed_objects,
+    )
     from loopml.store.artifact_index import referenced_addresses
 
     if not older_than_s >= 0:
@@ -114,6 +166,12 @@ def collect(
         else:
             objects.append(item)
             report.leftovers.append(Leftover("object", item.path, item.size, now - item.mtime))
+    # Left in the trash by a gc that died before deleting: a recorded one goes back.
+    for item in trashed_objects(artifacts):
+        if item.sha256 not in referenced:
+            report.leftovers.append(Leftover("object", item.path, item.size, now - item.mtime))
+        elif delete:
+            restore(item.path, artifacts)
 
     for item in temp_files(artifacts):
         if is_locked(item.path):
@@ -127,7 +185,7 @@ def collect(
     in_use = _paths_in_use()
     for folder in _temp_folders(Path(temp_dir or tempfile.gettempdir())):
         size, newest = _tree_size_and_newest(folder)
-        if _folder_in_use(folder, in_use):
+        if _owner_alive(folder) or _folder_in_use(folder, in_use):
             report.in_use.append(folder)
         elif now - newest < older_than_s:
             report.too_young += 1
@@ -135,30 +193,40 @@ def collect(
             report.leftovers.append(Leftover("temp folder", folder, size, now - newest))
 
     if delete:
-        _delete(report, store, older_than_s=older_than_s)
+        _delete(report, store, artifacts, older_than_s=older_than_s)
     return report
 
 
-def _delete(report: GcReport, store: Store, *, older_than_s: float) -> None:
-    from loopml.artifacts.gc import is_locked, remove
+def _delete(report: GcReport, store: Store, artifacts: ArtifactStore, *,
+            older_than_s: float) -> None:
+    from loopml.artifacts.gc import address_of, is_locked, remove, restore, to_trash
     from loopml.store.artifact_index import referenced_addresses
 
     # Read the references again after listing: a record written meanwhile saves its bytes.
     referenced = referenced_addresses(store)
     in_use = _paths_in_use()
     removed = []
+    trashed = []
     for item in report.leftovers:
         if item.kind == "object":
-            address = item.path.parent.name + item.path.name
-            if address in referenced or _younger(item.path, older_than_s):
+            if address_of(item.path) in referenced or _younger(item.path, older_than_s):
                 continue  # a writer found these bytes stored and touched them
-            if remove(item.path):
-                removed.append(item)
+            moved = to_trash(item.path, artifacts)
+            if moved is not None:
+                trashed.append((item, moved))
         elif item.kind == "temp file":
             if not is_locked(item.path) and remove(item.path):
                 removed.append(item)
-        elif not _folder_in_use(item.path, in_use):
+        elif not _owner_alive(item.path) and not _folder_in_use(item.path, in_use):
             shutil.rmtree(item.path, ignore_errors=True)
+            removed.append(item)
+    # Trashed objects can no longer be found by a writer (it stores its own copy); one
+    # that found them before the move touched them, or recorded them: look once more.
+    referenced = referenced_addresses(store) if trashed else referenced
+    for item, moved in trashed:
+        if address_of(moved) in referenced or _younger(moved, older_than_s):
+            restore(moved, artifacts)
+        elif remove(moved):
             removed.append(item)
     report.leftovers = removed
     report.deleted = True
@@ -223,6 +291,29 @@ def _paths_in_use() -> set[str] | None:
         except OSError:
             continue  # another user's process, or it just ended
     return paths
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Return whether the command that made ``folder`` (pid in its name) still runs here.
+
+    >>> _owner_alive(Path("loopml-search-abc"))
+    False
+    """
+    from datetime import UTC, datetime
+
+    from loopml.store.processes import gone_given, process_state
+
+    match = _OWNER.match(folder.name)
+    if match is None:
+        return False
+    try:
+        # The maker started before it made the folder, so before the folder last changed;
+        # a pid whose process started later was reused.
+        changed = datetime.fromtimestamp(folder.lstat().st_ctime, tz=UTC)
+    except FileNotFoundError:
+        return False
+    pid = int(match.group(1))
+    return pid == os.getpid() or not gone_given(process_state(pid), changed)
 
 
 def _folder_in_use(folder: Path, in_use: set[str] | None) -> bool:

@@ -112,3 +112,34 @@ def test_process_gone_reference_cases():
     assert not process_gone(os.getpid())
     assert not process_gone(1)  # init: another user's process counts as alive
     assert not process_gone(None)
+
+
+def _refusing_writes(store: Store, url: str) -> Store:
+    """Return a store on the same data whose writes fail, as on a read-only replica."""
+    if url.startswith("sqlite"):
+        with store.write() as conn:
+            conn.exec_driver_sql("CREATE TRIGGER replica BEFORE UPDATE ON runs BEGIN "
+                                 "SELECT RAISE(ABORT, 'read-only replica'); END")
+        return store
+    # PostgreSQL: every transaction of this session is read-only, as on a hot standby.
+    return Store(url.replace("options=", "options=-cdefault_transaction_read_only%3Don%20",
+                             1)).connect(create=False)
+
+
+def test_a_store_that_refuses_writes_still_lists(store, store_url):
+    from sqlalchemy import update
+
+    from loopml.errors import StoreError
+    from loopml.store.schema import Run
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = store.runs.create(project="p", name="dead")
+    with store.write() as conn:
+        conn.execute(update(Run).where(Run.id == run.id).values(pid=dead.pid))
+    replica = _refusing_writes(store, store_url)
+    with pytest.raises(StoreError):
+        replica.runs.finish(run.id, status="KILLED")  # writes really are refused
+    assert replica.runs.mark_gone() == []
+    assert [(r.name, r.status) for r in replica.runs.list()] == [("dead", "RUNNING")]
+    assert replica.runs.detail(run.id).run.status == "RUNNING"

@@ -1,11 +1,15 @@
 """What the artifact folder holds on disk, for `loopml gc`: stored objects and temp files.
 
+Objects gc means to delete go first to ``trash/<address>`` (a rename, on the same disk),
+so that one recorded meanwhile can be put back; readers look there too.
+
 Only a local folder can be swept: an object store has no cheap listing with dates here,
 and its temp objects have no lock to tell a live write from a dead one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +19,10 @@ from loopml.artifacts.backends import LocalBackend, is_locked
 from loopml.artifacts.store import ArtifactStore
 from loopml.errors import InvalidInput
 
-__all__ = ["OnDisk", "is_locked", "stored_objects", "temp_files"]
+__all__ = ["OnDisk", "address_of", "is_locked", "restore", "stored_objects", "temp_files",
+           "to_trash", "trashed_objects"]
+
+TRASH = "trash"
 
 
 class OnDisk(NamedTuple):
@@ -71,3 +78,47 @@ def remove(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def address_of(path: Path) -> str:
+    """Return the address of an object file, stored (``objects/ab/cd…``) or trashed.
+
+    >>> address_of(Path("objects/ab/" + "c" * 62)) == "ab" + "c" * 62
+    True
+    """
+    return path.name if len(path.name) == 64 else path.parent.name + path.name
+
+
+def trashed_objects(artifacts: ArtifactStore) -> Iterator[OnDisk]:
+    """Yield the objects a gc moved to ``trash/`` and did not delete (it died meanwhile)."""
+    trash = _local_root(artifacts) / TRASH
+    if not trash.is_dir():
+        return
+    for path in sorted(trash.iterdir()):
+        if len(path.name) == 64 and path.is_file() and not path.is_symlink():
+            info = path.stat()
+            yield OnDisk(path, info.st_size, info.st_mtime, path.name)
+
+
+def to_trash(path: Path, artifacts: ArtifactStore) -> Path | None:
+    """Move a stored object to ``trash/``; return where it went, None if already gone."""
+    trash = _local_root(artifacts) / TRASH
+    if path.parent == trash:
+        return path
+    trash.mkdir(exist_ok=True)
+    target = trash / address_of(path)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+def restore(trashed: Path, artifacts: ArtifactStore) -> None:
+    """Put a trashed object back under its address."""
+    address = address_of(trashed)
+    final = _local_root(artifacts) / "objects" / address[:2] / address[2:]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # A writer may have stored the same bytes again meanwhile: same address, same content.
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(trashed, final)

@@ -108,8 +108,15 @@ class ArtifactStore:
             sha256 = digest.hexdigest()
             key = object_key(sha256)
             if self._backend.exists(key):
-                pending.abort()  # same content is already stored
+                # Same content is already stored, but unreferenced bytes may be taken by
+                # `loopml gc` before the caller records them: touch them (gc spares young
+                # objects and re-checks their age after moving them to its trash), then
+                # look again and store this copy if they went meanwhile.
                 self._backend.touch(key)
+                if self._backend.exists(key):
+                    pending.abort()
+                else:
+                    pending.commit(key)
             else:
                 pending.commit(key)
         except BaseException:
@@ -131,9 +138,8 @@ class ArtifactStore:
         A caller that writes the chunks somewhere must discard them when this raises;
         :meth:`get_to_path` does that.
         """
-        key = object_key(sha256)
         try:
-            handle: IO[bytes] = self._backend.open_read(key)
+            handle: IO[bytes] = self._open_read(sha256)
         except FileNotFoundError as exc:
             raise NotFound(
                 f"artifact {sha256[:12]}… is recorded but missing from {self.root}: "
@@ -150,6 +156,14 @@ class ArtifactStore:
                 f"artifact in {self.root} failed its sha256 check: expected {sha256}, "
                 f"the stored bytes hash to {actual}; the file was changed or damaged on disk"
             )
+
+    def _open_read(self, sha256: str) -> IO[bytes]:
+        try:
+            return self._backend.open_read(object_key(sha256))
+        except FileNotFoundError:
+            # `loopml gc` moves objects to its trash before deleting them, and puts back
+            # one recorded meanwhile: a reader in between finds it there.
+            return self._backend.open_read(f"trash/{sha256}")
 
     def get_to_path(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
         """Write the verified bytes to ``dest`` (replaced atomically); return the path."""

@@ -101,7 +101,7 @@ class Catalog:
         from loopml.data.snapshot import write_snapshot
 
         check_dataset_name(name)
-        with tempfile.TemporaryDirectory(prefix="loopml-ingest-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"loopml-ingest-{os.getpid()}-") as tmp:
             snap = write_snapshot(source, Path(tmp, "snapshot.parquet"), pii_policies=pii,
                                   pii_key=self.pii_key, progress=progress)
             if target is not None and target not in snap.schema.names:
@@ -206,7 +206,7 @@ class Catalog:
         import pandas as pd
 
         version = ref if not isinstance(ref, str) else self.get(ref, project=project)
-        with tempfile.TemporaryDirectory(prefix="loopml-load-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"loopml-load-{os.getpid()}-") as tmp:
             path = self.artifacts.get_to_path(version.snapshot_sha256, Path(tmp, "data.parquet"))
             return pd.read_parquet(path)
 

@@ -3,6 +3,10 @@
 A run records the host name and pid of the process that created it. A process killed
 with SIGKILL (or by the OOM killer, or a power cut) cannot end its run, so the run would
 stay RUNNING forever; listings ask this module and mark such runs KILLED.
+
+Host name and pid identify a process only within one PID namespace: no boot or namespace
+id is recorded, so processes in a container that shares the host name but not the PID
+namespace cannot be told apart from dead ones here (see ``Runs.mark_gone``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import InvalidInput, NotFound, StoreError
 from loopml.store.records import RunDetail, RunRecord
 from loopml.store.schema import (
     KEY_LENGTH,
@@ -176,31 +176,43 @@ class Runs:
 
         Called by every listing, so a run whose process was SIGKILLed does not stay
         RUNNING forever. Runs of other hosts are left alone: their processes cannot be
-        seen from here.
+        seen from here. Best effort: a store that refuses writes (read-only, a replica)
+        marks nothing and the listing goes on.
+
+        Caveat: a run is matched to its process by host name and pid only (no boot or PID
+        namespace id is recorded). A container that shares this host name (``--uts=host``,
+        ``--network host``) but not its PID namespace writes pids that mean nothing here,
+        and its live runs may be marked KILLED by a listing outside it; give such
+        containers their own host name (Docker's default) when they share a store.
         """
         from sqlalchemy import select, update
 
         from loopml.store.processes import gone_given, process_state, this_host
 
         host = this_host()
-        with self._store.read() as conn:
-            candidates = conn.execute(
-                select(Run.id, Run.pid, Run.start_time)
-                .where(Run.status == "RUNNING", Run.host == host)
-            ).all()
-        states = {pid: process_state(pid) for pid in {pid for _, pid, _ in candidates}}
-        gone = [(run_id, pid) for run_id, pid, started in candidates
-                if gone_given(states[pid], _aware(started))]
-        for run_id, pid in gone:
-            with self._store.write() as conn:
-                conn.execute(
-                    update(Run)
-                    .where(Run.id == run_id, Run.status == "RUNNING")
-                    .values(status="KILLED", end_time=utcnow(),
-                            error=f"process gone (pid {pid} on {host} ended without "
-                                  "ending the run)")
-                )
-        return [run_id for run_id, _ in gone]
+        marked: list[str] = []
+        try:
+            with self._store.read() as conn:
+                candidates = conn.execute(
+                    select(Run.id, Run.pid, Run.start_time)
+                    .where(Run.status == "RUNNING", Run.host == host)
+                ).all()
+            states = {pid: process_state(pid) for pid in {pid for _, pid, _ in candidates}}
+            gone = [(run_id, pid) for run_id, pid, started in candidates
+                    if gone_given(states[pid], _aware(started))]
+            for run_id, pid in gone:
+                with self._store.write() as conn:
+                    conn.execute(
+                        update(Run)
+                        .where(Run.id == run_id, Run.status == "RUNNING")
+                        .values(status="KILLED", end_time=utcnow(),
+                                error=f"process gone (pid {pid} on {host} ended without "
+                                      "ending the run)")
+                    )
+                marked.append(run_id)
+        except StoreError:
+            pass  # a read-only store still lists; its dead runs just stay RUNNING
+        return marked
 
     def list(
         self,

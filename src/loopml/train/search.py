@@ -15,7 +15,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,7 +162,6 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
 
     from loopml.train.trainers import get_trainer
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=STUDY, storage=_storage(storage_path), direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=8),
@@ -177,6 +176,22 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
                              **{f"{candidate}.{k}": v for k, v in defaults.items()}},
                             skip_if_exists=True)
     return study
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Show only Optuna's warnings inside the block, then restore the caller's log level.
+
+    Optuna's level is process-wide: a search run from a notebook must not change it.
+    """
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def _fits(spec: Any, value: Any) -> bool:
@@ -221,7 +236,6 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
 
     from loopml.tracking import TrackingClient
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     job: SearchJob = joblib.load(job_path)
     study = optuna.load_study(
         study_name=STUDY, storage=_storage(Path(storage_path)),
@@ -241,9 +255,10 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.trials)
     try:
-        study.optimize(_objective(job, client, deadline), n_trials=n_trials, timeout=timeout,
-                       callbacks=callbacks, catch=(ValueError, ArithmeticError),
-                       gc_after_trial=False)
+        with quiet_optuna():
+            study.optimize(_objective(job, client, deadline), n_trials=n_trials,
+                           timeout=timeout, callbacks=callbacks,
+                           catch=(ValueError, ArithmeticError), gc_after_trial=False)
     finally:
         client.close()
         if limits is not None:
@@ -297,7 +312,9 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
 
     deadline = None if time_budget_s is None else time.time() + time_budget_s
     workers = workers_for(n_jobs, trials)
-    with tempfile.TemporaryDirectory(prefix="loopml-search-") as tmp:
+    # The pid in the name tells `loopml gc` the folder belongs to a live command.
+    with quiet_optuna(), tempfile.TemporaryDirectory(prefix=f"loopml-search-{os.getpid()}-"
+                                                     ) as tmp:
         job_path = Path(tmp, "job.joblib")
         storage_path = Path(tmp, "study.journal")
         joblib.dump(job, job_path)
