@@ -288,25 +288,3 @@ def test_trashed_objects_are_readable_and_put_back_if_recorded(workspace, tmp_pa
     assert client.load_artifact(run.id, "kept.bin") == b"recorded"
     assert not client.artifacts.exists(orphan.sha256)
     client.close()
-
-
-def test_search_leaves_the_callers_optuna_log_level_alone(workspace, tmp_path):
-    # Here, not in tests/train/, only because this change was limited to these test files.
-    import optuna
-
-    from loopml.api import train
-    from loopml.demo_data import make_credit
-
-    csv = tmp_path / "credit.csv"
-    make_credit(300, seed=3).to_csv(csv, index=False)
-    config = tmp_path / "loopml.yaml"
-    config.write_text(_PROJECT.format(csv=csv, budget="null").replace(
-        "trials: null", "trials: 2"))
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.DEBUG)
-    try:
-        outcome = train(config, workspace=workspace)
-        assert outcome.search.complete >= 1
-        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
-    finally:
-        optuna.logging.set_verbosity(before)

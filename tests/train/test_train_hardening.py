@@ -292,3 +292,18 @@ def test_a_search_range_that_excludes_the_default_still_runs_its_first_trial(cre
                             workspace=workspace)
     assert outcome.search.complete == 1
     assert 2.0 <= outcome.search.best_params["C"] <= 5.0
+
+
+def test_a_search_leaves_the_callers_optuna_log_level_alone(credit_file, workspace):
+    """No process-global side effects: a notebook's Optuna logging stays as it was."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        outcome = train_project(project(credit_file, **{**FAST, "trials": 2}),
+                                workspace=workspace)
+        assert outcome.search.complete >= 1
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)

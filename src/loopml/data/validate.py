@@ -8,6 +8,7 @@ string column. Checks run in DuckDB over a temporary Parquet copy.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -64,7 +65,7 @@ def validate(source: Source, contract: Contract) -> ValidationReport:
     # Columns the contract marks as personal, and any that look personal in this data:
     # their values are shown masked in examples and errors.
     sensitive = {name: rule.pii for name, rule in contract.columns.items() if rule.pii}
-    with tempfile.TemporaryDirectory(prefix="loopml-validate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"loopml-validate-{os.getpid()}-") as tmp:
         path = Path(tmp, "data.parquet")
         last: list[pa.RecordBatch] = []
         rows = _write(path, _keep_last(_detecting(batches, sensitive), last), schema)
