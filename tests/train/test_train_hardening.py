@@ -307,3 +307,14 @@ def test_a_search_leaves_the_callers_optuna_log_level_alone(credit_file, workspa
         assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
     finally:
         optuna.logging.set_verbosity(before)
+
+
+def test_a_misspelt_search_space_parameter_is_refused_before_the_source_is_stored(
+        credit_file, workspace):
+    from loopml.data import Catalog
+
+    config = project(credit_file, **{**FAST, "search_space": {
+        "linear": {"Cc": {"low": 0.1, "high": 10}}}})
+    with pytest.raises(InvalidInput, match="unknown parameter 'Cc'"):
+        train_project(config, workspace=workspace)
+    assert Catalog(*workspace.open()).list() == []  # nothing read, hashed or stored

@@ -199,11 +199,41 @@ def _check_target(target: pd.Series, task: str, ref: str) -> None:
                            "rare classes, or remove those rows")
 
 
-def _check_search_space(config: ProjectConfig, task: str) -> None:
+def check_without_data(config: ProjectConfig) -> None:
+    """Refuse the config mistakes that need no data, before the source is read or stored.
+
+    The search space is checked against every task a candidate can do when the task is
+    ``auto`` (make_plan checks it again once the task is known).
+    """
+    from loopml.train.trainers import get_trainer
+
+    if not config.data.target:
+        raise InvalidInput("loopml.yaml: data.target is required (the column to predict)")
+    if not config.data.dataset:
+        raise InvalidInput("loopml.yaml: data.dataset is required (a dataset name; with "
+                           "data.source, loopml adds the file as that dataset)")
+    for name in config.train.candidates:
+        get_trainer(name)  # a missing optional library is an error now
+    for name in config.train.search_space:
+        tasks = [config.data.task] if config.data.task != "auto" else \
+            list(get_trainer(name).tasks)
+        errors = []
+        for task in tasks:
+            try:
+                _check_search_space(config, task, only=name)
+            except InvalidInput as exc:
+                errors.append(exc)
+        if len(errors) == len(tasks):
+            raise errors[0]
+
+
+def _check_search_space(config: ProjectConfig, task: str, *, only: str | None = None) -> None:
     """Refuse parameter names a candidate's estimator does not take, before any run starts."""
     from loopml.train.trainers import get_trainer
 
     for name, space in config.train.search_space.items():
+        if only is not None and name != only:
+            continue
         trainer = get_trainer(name)
         defaults = trainer.defaults(task)
         estimator = trainer.build(defaults, task=task, seed=config.train.seed)

@@ -36,8 +36,9 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
     from loopml.data import Catalog
     from loopml.data.catalog import workspace_pii_key
     from loopml.tracking import TrackingClient
-    from loopml.train.plan import make_plan
+    from loopml.train.plan import check_without_data, make_plan
 
+    check_without_data(config)  # before the source is read, hashed or stored
     client = TrackingClient.from_workspace(workspace)
     catalog = Catalog(client.store, client.artifacts, pii_key=workspace_pii_key(workspace))
     version = _ensure_dataset(config, catalog, console)
