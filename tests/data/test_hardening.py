@@ -250,3 +250,17 @@ def test_validate_refuses_an_unterminated_quote_too(tmp_path):
     catalog.add(resolve_source(good), name="notes")
     with pytest.raises(InvalidInput, match="'note' is never closed"):
         catalog.validate(resolve_source(bad), against="notes")
+
+
+def test_a_file_with_infinities_and_nan_passes_its_own_contract(tmp_path):
+    """The profile counts NaN and infinities as missing; validation must judge them the same."""
+    path = tmp_path / "inf.csv"
+    path.write_text("x,y\ninf,1\n1.5,2\n-inf,3\nnan,4\n2.5,5\n")
+    catalog = Catalog.from_workspace(Workspace.from_env(tmp_path / "ws", env={}))
+    catalog.add(resolve_source(path), name="inf")
+    assert catalog.validate(resolve_source(path), against="inf").passed
+    strict = tmp_path / "strict.csv"
+    strict.write_text("x,y\n1.5,1\n2.5,5\n")
+    catalog.add(resolve_source(strict), name="strict")  # x: never missing, 1.5 to 2.5
+    report = catalog.validate(resolve_source(path), against="strict")
+    assert {(v.column, v.rule, v.rows) for v in report.violations} == {("x", "nullable", 3)}

@@ -249,14 +249,19 @@ def _check_column(con: duckdb.DuckDBPyConnection | None, name: str, rule: Column
         report("type", f"{present} AND TRY_CAST(trim({text}) AS TIMESTAMP) IS NULL",
                "expected dates or timestamps")
 
+    # NaN and infinities count as missing, as in the profile the contract was inferred from.
+    numeric = rule.type in ("integer", "number")
+    missing = f"{col} IS NULL OR trim({text}) = ''" + (
+        f" OR NOT isfinite({number})" if numeric else "")
+    finite = f"isfinite({number}) AND " if numeric else ""
     if not rule.nullable:
-        report("nullable", f"{col} IS NULL OR trim({text}) = ''", "missing values in a column "
-               "the contract says is never missing")
+        report("nullable", missing, "missing values in a column the contract says is never "
+               "missing")
     if rule.min is not None:
-        report("min", f"{number} < {_literal(rule.min)}", f"values below the minimum "
+        report("min", f"{finite}{number} < {_literal(rule.min)}", f"values below the minimum "
                f"{rule.min:g}")
     if rule.max is not None:
-        report("max", f"{number} > {_literal(rule.max)}", f"values above the maximum "
+        report("max", f"{finite}{number} > {_literal(rule.max)}", f"values above the maximum "
                f"{rule.max:g}")
     if rule.allowed is not None:
         listed = ", ".join("'" + v.replace("'", "''") + "'" for v in rule.allowed)
