@@ -13,17 +13,7 @@ import pytest
 from loopml.store import migrate
 from loopml.tracking import TrackingClient
 from loopml.workspace import Workspace
-
-
-def loopml(*args: str, home: Path | None = None, env: dict | None = None,
-           stdin: str | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
-    if home is not None:
-        full_env["LOOPML_HOME"] = str(home)
-    full_env.update(env or {})
-    full_env["COLUMNS"] = "200"
-    return subprocess.run([sys.executable, "-m", "loopml", *args], env=full_env, text=True,
-                          capture_output=True, timeout=300, input=stdin)
+from loopml_cli import run_loopml as loopml
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, match: str) -> None:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
+from loopml_cli import run_loopml
+
 Cli = Callable[..., subprocess.CompletedProcess]
-
-
-def run_loopml(*args: str, home: Path | None = None, env: dict[str, str] | None = None,
-               stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m loopml ARGS`` with a clean LOOPML_* environment and a wide terminal."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
-    if home is not None:
-        full_env["LOOPML_HOME"] = str(home)
-    full_env.update(env or {})
-    full_env["COLUMNS"] = "250"
-    return subprocess.run([sys.executable, "-m", "loopml", *args], env=full_env, text=True,
-                          capture_output=True, timeout=timeout, input=stdin)
 
 
 @pytest.fixture

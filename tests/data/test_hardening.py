@@ -3,11 +3,8 @@ state, the PII key, and numbers the `data` commands must range-check."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,13 +14,7 @@ from loopml.data import sources as sources_module
 from loopml.data.catalog import workspace_pii_key
 from loopml.errors import InvalidInput, NotFound
 from loopml.workspace import Workspace
-
-
-def loopml(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
-    env.update(LOOPML_HOME=str(home), COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "loopml", *args], env=env, text=True,
-                          capture_output=True, timeout=300, cwd=cwd)
+from loopml_cli import run_loopml as loopml
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:

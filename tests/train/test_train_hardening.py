@@ -26,14 +26,9 @@ from loopml.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import project  # noqa: E402
+from loopml_cli import run_loopml as loopml  # noqa: E402
 
 FAST = {"candidates": ["linear"], "trials": 2, "n_jobs": 1, "cv_folds": 2}
-
-
-def loopml(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
-    return subprocess.run([sys.executable, "-m", "loopml", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def runs_in(home: Path) -> list:
