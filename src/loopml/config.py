@@ -182,8 +182,14 @@ class TrainSection(_Section):
         return self
 
 
+class ModelsSection(_Section):
+    # The registered model's name; None: the project's name.
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
+    models: ModelsSection = Field(default_factory=ModelsSection)
     data: DataSection = Field(default_factory=DataSection)
     features: FeaturesSection = Field(default_factory=FeaturesSection)
     train: TrainSection = Field(default_factory=TrainSection)
