@@ -11,6 +11,7 @@ and exits with code 2; the server maps the classes to HTTP codes. Nothing below
     ├── AlreadyExists       a name that must be unique is taken
     ├── ContractViolation   data that breaks its data contract
     ├── GateFailed          a model that does not pass a promotion gate
+    ├── ExportFailed        a model that cannot be converted (to ONNX): names the step and why
     └── StoreError          the metadata or artifact store cannot do what was asked
         ├── StoreUnavailable       the store URI cannot be opened
         ├── SchemaMismatch         the workspace schema is older or newer than this loopml
@@ -26,6 +27,7 @@ __all__ = [
     "ArtifactCorrupted",
     "ConstraintError",
     "ContractViolation",
+    "ExportFailed",
     "GateFailed",
     "InvalidInput",
     "LoopmlError",
@@ -59,6 +61,10 @@ class ContractViolation(LoopmlError):
 
 class GateFailed(LoopmlError):
     """A model did not pass a promotion gate."""
+
+
+class ExportFailed(LoopmlError):
+    """A model cannot be converted to another format; the message names the step and why."""
 
 
 class StoreError(LoopmlError):
