@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from loopml.store.artifact_index import ArtifactIndex
     from loopml.store.datasets import Datasets
     from loopml.store.metrics import Metrics
+    from loopml.store.models import Models
     from loopml.store.runs import Runs
 
 
@@ -140,6 +141,12 @@ class Store:
         from loopml.store.datasets import Datasets
 
         return Datasets(self)
+
+    @cached_property
+    def models(self) -> Models:
+        from loopml.store.models import Models
+
+        return Models(self)
 
     @cached_property
     def artifacts(self) -> ArtifactIndex:

@@ -244,3 +244,82 @@ class RunInput(Base):
     role: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     __table_args__ = (Index("ix_run_inputs_version", "version_id"),)
+
+
+class RegisteredModel(Base):
+    """A named model: the line of versions that aliases such as ``champion`` point into."""
+
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("name", name="uq_registered_models_name"),)
+
+
+class ModelVersion(Base):
+    """One immutable version of a model: its artifacts by sha256, signature and lineage.
+
+    ``native_sha256`` is the signed loopml pickle (None for an imported ONNX model),
+    ``onnx_sha256`` the ONNX export once one passed parity; ``flavour`` says which serves.
+    """
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(16))
+    native_sha256: Mapped[str | None] = mapped_column(String(64))
+    native_size: Mapped[int | None] = mapped_column(BigInteger)
+    onnx_sha256: Mapped[str | None] = mapped_column(String(64))
+    onnx_size: Mapped[int | None] = mapped_column(BigInteger)
+    flavour: Mapped[str] = mapped_column(String(16))
+    card_sha256: Mapped[str | None] = mapped_column(String(64))
+    card_html_sha256: Mapped[str | None] = mapped_column(String(64))
+    signature_json: Mapped[str] = mapped_column(Text)
+    lineage_json: Mapped[str] = mapped_column(Text)
+    metrics_json: Mapped[str] = mapped_column(Text)
+    export_json: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_model_versions_version"),
+        UniqueConstraint("model_id", "run_id", name="uq_model_versions_run"),
+    )
+
+
+class ModelAlias(Base):
+    """Where an alias of a model points now; its moves are in ``alias_events``."""
+
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AliasEvent(Base):
+    """One attempt to move an alias: who, when, from which version to which, why, outcome."""
+
+    __tablename__ = "alias_events"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # moved | forced | refused
+    actor: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    reason: Mapped[str | None] = mapped_column(Text)
+    report_json: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_alias_events_model", "model_id", "alias"),)
