@@ -1,14 +1,16 @@
 """`loopml.yaml`, the project file: validated once at the edge (CLI), then passed down frozen.
 
-Sections: ``project``, ``data``, ``features``, ``train``; ``gates``, ``serve`` and ``monitor``
-are reserved for the parts that fill them. Unknown keys are errors that name the key, so a
-typo never passes silently. Checks that need the data (does the target exist? does the
-metric fit the task?) run in ``train.plan`` before any work starts.
+Sections: ``project``, ``models``, ``data``, ``features``, ``train``, ``gates`` (see
+:class:`GatesSection`); ``serve`` and ``monitor`` are reserved for the parts that fill them.
+Unknown keys are errors that name the key, so a typo never passes silently. Checks that need
+the data (does the target exist? does the metric fit the task?) run in ``train.plan`` before
+any work starts.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,14 +189,264 @@ class ModelsSection(_Section):
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+# -- gates: what a model must pass to be promoted (see loopml.registry.gates) -------------------
+
+GATE_OPERATORS = (">=", "<=", ">", "<")
+# The group gaps evaluate/fairness.py computes (keys of group_rates' result); lower is fairer.
+FAIRNESS_METRICS = ("equalized_odds_difference", "demographic_parity_difference",
+                    "tpr_difference", "fpr_difference")
+MAX_RESAMPLES = 100_000
+_THRESHOLD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|=>|=<|==|=|>|<)?\s*(\S+)?\s*$")
+
+
+def _known_metric(name: str) -> str:
+    from loopml.evaluate.metrics import METRICS
+
+    if name in FAIRNESS_METRICS:
+        raise ValueError(f"{name!r} is a fairness metric; put it under gates.fairness "
+                         f"(e.g. fairness: {{metric: {name}, max: 0.1, sensitive: [COLUMN]}})")
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return name
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value}")
+    return value
+
+
+def _parse_threshold(text: str, *, ops: tuple[str, ...] = GATE_OPERATORS) -> dict[str, Any]:
+    """Return ``{"metric", "op", "value"}`` of a threshold written as text.
+
+    >>> _parse_threshold("roc_auc >= 0.80")
+    {'metric': 'roc_auc', 'op': '>=', 'value': 0.8}
+    """
+    example = "'roc_auc >= 0.80'" if ">=" in ops else "'equalized_odds_difference <= 0.10'"
+    shape = f"expected 'METRIC OP NUMBER' with OP one of {', '.join(ops)} (e.g. {example})"
+    match = _THRESHOLD.match(text)
+    if not match or match.group(2) is None or match.group(3) is None:
+        raise ValueError(f"{shape}, got {text!r}")
+    name, op, number = match.groups()
+    if op not in ops:
+        raise ValueError(f"unknown operator {op!r} in {text!r}; {shape}")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"{number!r} in {text!r} is not a number; {shape}") from None
+    return {"metric": name, "op": op, "value": value}
+
+
+class MetricGate(_Section):
+    """The challenger's ``metric`` on the comparison rows must satisfy ``op value``."""
+
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return _parse_threshold(data)
+        if isinstance(data, dict) and "op" not in data and "metric" in data:
+            # {metric: rmse, value: 12}: "at least this good", in the metric's own direction.
+            from loopml.evaluate.metrics import METRICS
+
+            known = METRICS.get(data["metric"]) if isinstance(data["metric"], str) else None
+            # An unknown name gets a stand-in operator: its one error is then the name's.
+            return {**data, "op": "<=" if known is not None and known.direction < 0 else ">="}
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        return _known_metric(value)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: float) -> float:
+        return _finite(value, "value")
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class BeatsChampionGate(_Section):
+    """The challenger must beat the champion on the same rows (a paired bootstrap decides).
+
+    ``min_delta`` above 0: passes when the challenger is better by at least ``min_delta`` and
+    the bootstrap says it is better beyond noise at ``confidence``. ``min_delta`` 0 or below:
+    "not worse beyond noise" — refused only when the challenger is worse than the champion by
+    more than ``-min_delta`` and the bootstrap says so at ``confidence``.
+    """
+
+    metric: str | None = None  # None: train.metric, else the task's default metric
+    min_delta: float = 0.0
+    confidence: float = 0.95
+    resamples: int = 1000
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str | None) -> str | None:
+        return None if value is None else _known_metric(value)
+
+    @field_validator("min_delta")
+    @classmethod
+    def _delta(cls, value: float) -> float:
+        return _finite(value, "min_delta")
+
+    @field_validator("confidence")
+    @classmethod
+    def _confidence(cls, value: float) -> float:
+        if not 0.5 <= value < 1:
+            raise ValueError(f"must be a probability from 0.5 up to (not including) 1, such "
+                             f"as 0.95, got {value}")
+        return value
+
+    @field_validator("resamples")
+    @classmethod
+    def _resamples(cls, value: int) -> int:
+        if not 100 <= value <= MAX_RESAMPLES:
+            raise ValueError(f"must be a whole number from 100 to {MAX_RESAMPLES}, got {value}")
+        return value
+
+
+class FairnessGate(_Section):
+    """The gap ``metric`` between groups of each ``sensitive`` column must be at most ``max``."""
+
+    metric: str = "equalized_odds_difference"
+    max: float
+    sensitive: list[str] | None = None  # None: data.sensitive
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            parsed = _parse_threshold(data, ops=("<=",))
+            return {"metric": parsed["metric"], "max": parsed["value"]}
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if value not in FAIRNESS_METRICS:
+            raise ValueError(f"unknown fairness metric {value!r}; choose from "
+                             f"{', '.join(FAIRNESS_METRICS)}")
+        return value
+
+    @field_validator("max")
+    @classmethod
+    def _max(cls, value: float) -> float:
+        if not 0 <= _finite(value, "max") <= 1:
+            raise ValueError(f"must be a gap between rates, from 0 to 1, got {value}")
+        return value
+
+    @field_validator("sensitive", mode="before")
+    @classmethod
+    def _one_column(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("sensitive")
+    @classmethod
+    def _columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("name at least one column, or leave sensitive out to use "
+                             "data.sensitive")
+        return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML `true` would read as 1
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+def _positive(value: float | None, unit: str) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a number of {unit} above 0, got {value}")
+    return value
+
+
+class GatesSection(_Section):
+    """What a model must pass to become champion; ``loopml models promote`` runs every gate.
+
+    Written in loopml.yaml as::
+
+        gates:
+          metrics: ["roc_auc >= 0.80", "brier <= 0.2"]   # or a mapping: {roc_auc: ">= 0.80"}
+          beats_champion: {metric: roc_auc, min_delta: 0.002, confidence: 0.95}
+          fairness: {metric: equalized_odds_difference, max: 0.10, sensitive: [sex]}  # or a list
+          latency_p99_ms: 25     # p99 of single-row predict, measured on this machine
+          max_size_mb: 50        # the stored model, in MB (10^6 bytes)
+          data_contract: true    # the comparison rows pass the dataset's contract
+
+    With no ``gates:`` (or an empty one) two gates still run: ``beats_champion`` with
+    ``min_delta: 0`` (the challenger is not worse than the champion beyond noise, on the
+    task's metric) and ``data_contract``. ``beats_champion: false`` and
+    ``data_contract: false`` turn them off; the other gates run only when set.
+    """
+
+    metrics: list[MetricGate] = Field(default_factory=list)
+    beats_champion: BeatsChampionGate | None = Field(default_factory=BeatsChampionGate)
+    fairness: list[FairnessGate] = Field(default_factory=list)
+    latency_p99_ms: float | None = None
+    max_size_mb: float | None = None
+    data_contract: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, data: Any) -> Any:
+        return {} if data is None else data  # `gates:` with nothing under it
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):  # {roc_auc: ">= 0.80", rmse: 12}
+            return [f"{name} {limit}" if isinstance(limit, str) else
+                    {"metric": name, "value": limit} for name, limit in value.items()]
+        return value
+
+    @field_validator("beats_champion", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("fairness", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, dict | str) else value
+
+    @field_validator("latency_p99_ms", "max_size_mb", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _not_bool(value)
+
+    @field_validator("latency_p99_ms")
+    @classmethod
+    def _latency(cls, value: float | None) -> float | None:
+        return _positive(value, "milliseconds")
+
+    @field_validator("max_size_mb")
+    @classmethod
+    def _size(cls, value: float | None) -> float | None:
+        return _positive(value, "megabytes")
+
+
 class ProjectConfig(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     models: ModelsSection = Field(default_factory=ModelsSection)
     data: DataSection = Field(default_factory=DataSection)
     features: FeaturesSection = Field(default_factory=FeaturesSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    gates: GatesSection = Field(default_factory=GatesSection)
     # Reserved for the parts that fill them; accepted so a project file can grow ahead.
-    gates: dict[str, Any] | None = None
     serve: dict[str, Any] | None = None
     monitor: dict[str, Any] | None = None
 
