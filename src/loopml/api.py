@@ -46,7 +46,9 @@ def add_data(source: str | Path | None = None, *, name: str, project: str = "def
 
 def train(config: str | Path = "loopml.yaml", *, workspace: Workspace | None = None,
           console: Console | None = None) -> TrainOutcome:
-    """Train the project described by ``config`` and return the outcome (run id, model, card).
+    """Train the project described by ``config``; return the outcome (run, model, card, version).
+
+    The model is registered as the next version of the project's model (``models.name``).
 
     Examples
     --------
@@ -59,4 +61,4 @@ def train(config: str | Path = "loopml.yaml", *, workspace: Workspace | None = N
 
     settings = load_config(config)
     return train_project(settings, workspace=workspace or Workspace.from_env(),
-                         console=console)
+                         console=console, project_dir=Path(config).resolve().parent)

@@ -164,7 +164,7 @@ def test_bad_references_are_clear_errors(workspace):
         loopml.load_model(run_id, workspace=workspace)
     with pytest.raises(NotFound):
         loopml.load_model("ffffffff", workspace=workspace)
-    with pytest.raises(InvalidInput, match="named model versions"):
+    with pytest.raises(NotFound, match="no registered model named 'credit'"):
         loopml.load_model("credit@champion", workspace=workspace)
     with pytest.raises(InvalidInput):
         loopml.load_model("", workspace=workspace)

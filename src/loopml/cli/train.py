@@ -45,7 +45,8 @@ def train(
         fail(f"{config}: no such project file (write one with `loopml init DATA --target COL`)")
     out = console()
     try:
-        train_project(settings, workspace=Workspace.from_env(home), console=out)
+        train_project(settings, workspace=Workspace.from_env(home), console=out,
+                      project_dir=config.resolve().parent)
     except KeyboardInterrupt:
         out.print("[yellow]search interrupted[/]: finished trials are kept in the store "
                   "(loopml runs list --children)")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from loopml.config import ProjectConfig
     from loopml.data import Catalog
     from loopml.store.datasets import VersionRecord
+    from loopml.store.models import ModelVersionRecord
     from loopml.tracking import ActiveRun, TrackingClient
     from loopml.train.model import TrainedModel
     from loopml.train.plan import TrainPlan
@@ -28,11 +29,17 @@ class TrainOutcome:
     card: dict[str, Any]
     card_path: Path
     search: SearchResult
+    version: ModelVersionRecord | None = None
 
 
-def train_project(config: ProjectConfig, *, workspace: Workspace, console: Console | None = None
-                  ) -> TrainOutcome:
-    """Run the whole training step of a project; Ctrl-C keeps the finished trials."""
+def train_project(config: ProjectConfig, *, workspace: Workspace, console: Console | None = None,
+                  project_dir: Path | None = None, register: bool = True) -> TrainOutcome:
+    """Run the whole training step of a project; Ctrl-C keeps the finished trials.
+
+    The model is registered as the next version of ``models.name`` (default: the project's
+    name) once its run has finished; ``project_dir`` (default: the working folder) is where
+    the git commit of the user's project is read from, for the lineage.
+    """
     from loopml.data import Catalog
     from loopml.data.catalog import workspace_pii_key
     from loopml.tracking import TrackingClient
@@ -45,12 +52,49 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
     # every config mistake surfaces here, before work
     plan = make_plan(config, catalog, version=version)
     try:
-        with client.start_run("train", project=config.project.name,
-                              tags={"task": plan.task, "metric": plan.metric,
-                                    "data": plan.version.ref}) as run:
-            return _train(plan, run, client, catalog, workspace, console)
+        tags = {"task": plan.task, "metric": plan.metric, "data": plan.version.ref,
+                **git_commit(project_dir or Path.cwd())}
+        with client.start_run("train", project=config.project.name, tags=tags) as run:
+            outcome = _train(plan, run, client, catalog, workspace, console)
+        if register:
+            outcome.version = _register(config, outcome, client, catalog, workspace, console)
+        return outcome
     finally:
         client.close()
+
+
+def _register(config: ProjectConfig, outcome: TrainOutcome, client: TrackingClient,
+              catalog: Catalog, workspace: Workspace, console: Console | None
+              ) -> ModelVersionRecord:
+    from loopml.registry.signing import signing_key
+    from loopml.registry.versions import register_run
+
+    name = config.models.name or config.project.name
+    version, _ = register_run(client, catalog, outcome.run_id, name=name, source="train",
+                              key=signing_key(workspace, create=False))
+    from rich.markup import escape
+
+    _say(console, f"registered [bold]{escape(version.ref)}[/] (promote it with `loopml models "
+                  f"promote {escape(version.name)} {version.version} --to champion`)")
+    return version
+
+
+def git_commit(folder: Path) -> dict[str, str]:
+    """Return ``{"git_commit": sha}`` (``+dirty`` when files changed) of ``folder``, or {}."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=5)
+        if head.returncode != 0:
+            return {}
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {}  # no git, or a repository too slow to ask
+    suffix = "+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
+    return {"git_commit": head.stdout.strip() + suffix}
 
 
 def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | None
