@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, runs, train
+from loopml.cli import data, db, gc, models, runs, train
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.command("init")(train.init)
 app.command("train")(train.train)

@@ -69,7 +69,7 @@ def register_run(client: TrackingClient, catalog: Catalog, run_id: str, *, name:
     signature = model_signature(model, card.get("features", {}), contract)
     detail = store.runs.detail(run.id)
     lineage = {
-        "run_id": run.id, "project": run.project,
+        "run_id": run.id, "project": run.project, "metric": card.get("metric"),
         "dataset": card.get("data", {}).get("ref"),
         "dataset_hash": card.get("data", {}).get("content_hash"),
         "split": card.get("data", {}).get("split"),

@@ -1,0 +1,193 @@
+"""Promotion: run every gate against the alias's current version on the same rows, then move it.
+
+The rows are ones neither model trained on: the challenger's test rows minus the
+champion's training rows (matched by content), or labelled recent data when given. The
+alias moves only when every gate passes (or ``force`` with a reason); every attempt,
+refused ones included, is recorded with its gate report in the alias history, and the
+report is added to the challenger's HTML model card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopml.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopml.config import GatesSection
+    from loopml.registry.gates import GateReport
+    from loopml.registry.registry import Registry
+    from loopml.store.models import AliasEventRecord, ModelVersionRecord
+
+
+@dataclass
+class Promotion:
+    """What a promotion did: the recorded event, the gate report and where the card went."""
+
+    event: AliasEventRecord | None  # None: the alias already pointed at the version
+    report: GateReport | None
+    challenger: ModelVersionRecord
+    champion: ModelVersionRecord | None
+    card_path: Path | None = None
+
+    @property
+    def moved(self) -> bool:
+        return self.event is not None and self.event.outcome in ("moved", "forced")
+
+
+def promote(registry: Registry, name: str, version: int, *, to: str, gates: GatesSection,
+            actor: str, force: bool = False, reason: str | None = None,
+            data: str | None = None, sensitive: list[str] | None = None,
+            seed: int = 0) -> Promotion:
+    """Gate version ``version`` of ``name`` against ``name@to`` and move the alias if it passes.
+
+    ``data`` (``DATASET@VERSION``, labelled) replaces the default comparison rows.
+    ``force`` moves the alias even when a gate fails; it needs a ``reason``, which is
+    recorded. Raises nothing on a refusal: the returned event's outcome says ``refused``.
+    """
+    from loopml.registry.gates import run_gates
+    from loopml.store.models import check_alias
+
+    check_alias(to)
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("--force needs --reason \"…\": the reason is recorded in the alias "
+                           "history")
+    models = registry.models
+    challenger = models.get(name, str(version))
+    expected = models.aliases(name).get(to)
+    if expected == challenger.version:
+        return Promotion(event=None, report=None, challenger=challenger, champion=None)
+    champion = models.get(name, str(expected)) if expected is not None else None
+    rows, note, target = comparison_rows(registry, challenger, champion, data=data)
+    challenger_model = registry.load(challenger, flavour=challenger.flavour)
+    champion_model = registry.load(champion, flavour=champion.flavour) if champion else None
+    contract = _contract(registry, challenger)
+    report = run_gates(
+        gates, challenger=challenger_model, champion=champion_model, rows=rows,
+        rows_note=note, task=challenger.task, target=target,
+        classes=challenger.signature.get("outputs", {}).get("labels") or [],
+        sensitive=sensitive if sensitive is not None else _sensitive(challenger),
+        size_bytes=_size(challenger), contract=contract,
+        input_columns=[c["name"] for c in challenger.signature.get("inputs", [])],
+        metric=_metric(challenger), seed=seed)
+    outcome = "moved" if report.passed else "forced" if force else "refused"
+    if outcome == "refused":
+        failed = [g.name for g in report.gates if not g.passed]
+        reason = f"gates failed: {', '.join(failed)}" + (f" ({reason})" if reason else "")
+    event = models.move_alias(name, to, challenger.version, expected=expected, actor=actor,
+                              reason=reason, outcome=outcome, report=report.to_json())
+    card_path = _card_with_gates(registry, challenger, report, to=to)
+    return Promotion(event=event, report=report, challenger=challenger, champion=champion,
+                     card_path=card_path)
+
+
+def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
+                    champion: ModelVersionRecord | None, *, data: str | None = None
+                    ) -> tuple[pd.DataFrame, str, str]:
+    """Return the rows both models are scored on, a note saying which, and the target column."""
+    from loopml.registry.compare import comparison_rows as without_training_rows
+
+    target = challenger.signature.get("outputs", {}).get("target") or \
+        challenger.signature.get("outputs", {}).get("value", {}).get("target")
+    if not target:
+        raise InvalidInput(f"{challenger.ref} names no target column in its signature")
+    if data is not None:
+        frame = registry.catalog.load(data, project=challenger.lineage.get("project"))
+        if target not in frame.columns:
+            raise InvalidInput(f"{data} has no column {target!r} (the target of "
+                               f"{challenger.ref}): gates need labelled rows")
+        return frame[frame[target].notna()].reset_index(drop=True), \
+            f"{len(frame)} labelled rows of {data} (given with --data)", target
+    test = _parts(registry, challenger)["test"]
+    champion_train = None
+    if champion is not None and champion.lineage.get("dataset"):
+        parts = _parts(registry, champion)
+        import pandas as pd
+
+        champion_train = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
+    columns = [c["name"] for c in challenger.signature.get("inputs", [])] + [target]
+    rows, note = without_training_rows(test, champion_train,
+                                       columns=[c for c in columns if c in test.columns])
+    return rows, f"{challenger.ref}'s test rows of {challenger.lineage['dataset']}: {note}", \
+        target
+
+
+def _parts(registry: Registry, record: ModelVersionRecord) -> dict[str, pd.DataFrame]:
+    from loopml.data.splits import SplitSpec
+
+    lineage = record.lineage
+    if not lineage.get("dataset") or not lineage.get("split"):
+        raise InvalidInput(f"{record.ref} has no training data in its lineage (an imported "
+                           "model): pass labelled rows with --data DATASET@VERSION")
+    split = dict(lineage["split"])
+    split["fractions"] = tuple(split["fractions"])
+    try:
+        return registry.catalog.load_split(lineage["dataset"], SplitSpec(**split),
+                                           project=lineage.get("project"))
+    except NotFound as exc:
+        raise NotFound(f"{record.ref} was trained on {lineage['dataset']}, which is no longer "
+                       f"stored ({exc}); pass labelled rows with --data DATASET@VERSION") from exc
+
+
+def _contract(registry: Registry, record: ModelVersionRecord) -> Any | None:
+    dataset = record.lineage.get("dataset")
+    if not dataset:
+        return None
+    try:
+        return registry.catalog.contract(dataset, project=record.lineage.get("project"))
+    except (NotFound, InvalidInput):
+        return None
+
+
+def _sensitive(record: ModelVersionRecord) -> list[str]:
+    config = record.lineage.get("config") or {}
+    return list((config.get("data") or {}).get("sensitive") or [])
+
+
+def _metric(record: ModelVersionRecord) -> str | None:
+    config = record.lineage.get("config") or {}
+    metric = (config.get("train") or {}).get("metric")
+    return None if metric in (None, "auto") else metric
+
+
+def _size(record: ModelVersionRecord) -> int | None:
+    return record.onnx_size if record.flavour == "onnx" else record.native_size
+
+
+def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: GateReport, *,
+                     to: str) -> Path | None:
+    """Store the challenger's HTML card with the gate report added; return its file path."""
+    from loopml.evaluate.card import render_card
+    from loopml.views.gates import gate_report_html
+
+    card = registry.card(record)
+    if card is None:
+        return None
+    section = gate_report_html(report, title=f"Promotion to {to}")
+    html = render_card(card)
+    html = html.replace("</body>", section + "\n</body>", 1) if "</body>" in html \
+        else html + section
+    blob = registry.client.artifacts.put_bytes(html.encode())
+    registry.models.set_card_html(record.name, record.version, blob.sha256)
+    folder = registry.workspace.home / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"model-card-{_file_safe(record.name)}-v{record.version}.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _file_safe(name: str) -> str:
+    """Return ``name`` usable in a file name.
+
+    >>> _file_safe("credit risk/v2")
+    'credit-risk-v2'
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:80] or "model"
