@@ -153,3 +153,57 @@ def models_promote(
                        "" if done.moved else " (override: --force --reason \"…\")"))
     if not done.moved:
         raise typer.Exit(1)
+
+
+@app.command("export")
+def models_export(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@ALIAS.")],
+    format: Annotated[str, typer.Option("--format", help="onnx or skops.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write the file here (skops: default ./NAME-vVERSION.skops).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a version: ONNX with parity and a native-vs-ONNX profile, or skops.
+
+    ONNX is stored with the version; the flavour that passed parity and is faster serves it.
+    """
+    from loopml.errors import InvalidInput
+    from loopml.registry.export import FORMATS, export_onnx, export_skops, write_new_file
+    from loopml.views import models as views
+    from loopml.views.text import line
+
+    if format not in FORMATS:
+        raise InvalidInput(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    output = console()
+    with _registry(home) as registry:
+        record = registry.get(ref)
+        if format == "skops":
+            blob = export_skops(registry, record)
+            path = write_new_file(blob, out or Path(f"{_file_name(record)}.skops"),
+                                  overwrite=force)
+            output.print(line(f"wrote {record.ref} as skops to ", str(path), " (load it with "
+                              "skops.io.load(path, trusted=skops.io.get_untrusted_types("
+                              "file=path)) after reading that list)"))
+            return
+        with output.status("converting to ONNX, checking parity, profiling"):
+            done = export_onnx(registry, record)
+        if out is not None and done.onnx is not None:
+            write_new_file(done.onnx, out, overwrite=force)
+    if as_json:
+        print_json({"ref": done.record.ref, "flavour": done.record.flavour,
+                    "onnx_sha256": done.record.onnx_sha256, "export": done.export,
+                    "out": str(out) if out is not None and done.onnx is not None else None})
+        return
+    views.print_export(output, done.export)
+    if out is not None and done.onnx is not None:
+        output.print(line("wrote ", str(out)))
+    if done.onnx is None:
+        raise typer.Exit(1)
+
+
+def _file_name(record: object) -> str:
+    from loopml.registry.export import file_safe
+
+    return f"{file_safe(record.name)}-v{record.version}"

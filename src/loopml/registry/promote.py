@@ -102,10 +102,10 @@ def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
                                f"{challenger.ref}): gates need labelled rows")
         return frame[frame[target].notna()].reset_index(drop=True), \
             f"{len(frame)} labelled rows of {data} (given with --data)", target
-    test = _parts(registry, challenger)["test"]
+    test = training_parts(registry, challenger)["test"]
     champion_train = None
     if champion is not None and champion.lineage.get("dataset"):
-        parts = _parts(registry, champion)
+        parts = training_parts(registry, champion)
         import pandas as pd
 
         champion_train = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
@@ -116,7 +116,7 @@ def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
         target
 
 
-def _parts(registry: Registry, record: ModelVersionRecord) -> dict[str, pd.DataFrame]:
+def training_parts(registry: Registry, record: ModelVersionRecord) -> dict[str, pd.DataFrame]:
     from loopml.data.splits import SplitSpec
 
     lineage = record.lineage
@@ -162,6 +162,7 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
                      to: str) -> Path | None:
     """Store the challenger's HTML card with the gate report added; return its file path."""
     from loopml.evaluate.card import render_card
+    from loopml.registry.export import file_safe
     from loopml.views.gates import gate_report_html
 
     card = registry.card(record)
@@ -175,19 +176,9 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
     registry.models.set_card_html(record.name, record.version, blob.sha256)
     folder = registry.workspace.home / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"model-card-{_file_safe(record.name)}-v{record.version}.html"
+    path = folder / f"model-card-{file_safe(record.name)}-v{record.version}.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return path
 
-
-def _file_safe(name: str) -> str:
-    """Return ``name`` usable in a file name.
-
-    >>> _file_safe("credit risk/v2")
-    'credit-risk-v2'
-    """
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:80] or "model"
