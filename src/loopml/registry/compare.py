@@ -41,6 +41,8 @@ def comparison_rows(candidate_test: pd.DataFrame, champion_train: pd.DataFrame |
     >>> rows["x"].tolist(), note
     ([1, 3], "2 of the challenger's 3 test rows; 1 removed because the champion trained on them (matched on 2 columns)")
     """  # noqa: E501
+    if not columns:
+        raise InvalidInput("name the columns to match rows on (input columns and target)")
     for frame, whose in ((candidate_test, "challenger's test rows"),
                          (champion_train, "champion's training rows")):
         if frame is None:
@@ -54,8 +56,11 @@ def comparison_rows(candidate_test: pd.DataFrame, champion_train: pd.DataFrame |
     if champion_train is None:
         return candidate_test, (f"the challenger's {total} test rows; the champion's training "
                                 "rows are unknown, so some may be rows it trained on")
-    seen = set(_row_hashes(champion_train, columns).tolist())
-    keep = ~_row_hashes(candidate_test, columns).isin(seen).to_numpy()
+    import numpy as np
+
+    # numpy on both uint64 arrays: a Python set of hashes above 2**63 would go through floats
+    keep = ~np.isin(_row_hashes(candidate_test, columns).to_numpy(),
+                    _row_hashes(champion_train, columns).to_numpy())
     kept = int(keep.sum())
     note = f"{kept} of the challenger's {total} test rows"
     if kept < total:
@@ -78,7 +83,7 @@ def _row_hashes(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
             normalized[name] = column.astype("float64")
         else:  # text, categories, booleans, dates: by their text, so dtypes need not agree
             normalized[name] = column.astype("string")
-    table = pd.DataFrame(normalized, index=range(len(frame)))
+    table = pd.DataFrame({k: v.reset_index(drop=True) for k, v in normalized.items()})
     table.columns = range(len(columns))  # names may repeat or be odd; order is what matters
     return pd.util.hash_pandas_object(table, index=False)
 
