@@ -207,3 +207,95 @@ def _file_name(record: object) -> str:
     from loopml.registry.export import file_safe
 
     return f"{file_safe(record.name)}-v{record.version}"
+
+
+@app.command("bundle")
+def models_bundle(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@ALIAS.")],
+    out: Annotated[Path, typer.Argument(help="The zip to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Write an edge bundle: model.onnx, signature, README and a predict.py (numpy+onnxruntime)."""
+    from loopml.registry.export import bundle
+    from loopml.views.text import line
+
+    output = console()
+    with _registry(home) as registry, output.status("exporting to ONNX where needed"):
+        path, record = bundle(registry, registry.get(ref), out, overwrite=force)
+    output.print(line(f"wrote {record.ref} as an edge bundle to ", str(path),
+                      " (run: pip install numpy onnxruntime; python predict.py in.csv out.csv)"))
+
+
+@app.command("import")
+def models_import(
+    file: Annotated[Path, typer.Argument(help="An ONNX file exported elsewhere.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name.")],
+    signature: Annotated[Path | None, typer.Option(
+        "--signature", help="sig.yaml: task, classes, output_kind, columns (see docs).")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="DATASET@VERSION whose contract gives the columns (target excluded).")
+                    ] = None,
+    task: Annotated[str | None, typer.Option(help="With --data: binary, multiclass or "
+                                                  "regression.")] = None,
+    classes: Annotated[str | None, typer.Option(help="With --data: the output's classes in "
+                                                     "order, comma-separated.")] = None,
+    output_kind: Annotated[str | None, typer.Option(
+        "--output-kind", help="With --data: probabilities, logits or value.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an ONNX model trained elsewhere (PyTorch, TensorFlow …) as the next version."""
+    from loopml.errors import InvalidInput
+    from loopml.optimize.foreign import load_import_signature, signature_from_contract
+    from loopml.registry.imports import import_onnx
+    from loopml.views import models as views
+    from loopml.views.text import line
+
+    if signature is None and data is None:
+        raise InvalidInput("models import needs --signature sig.yaml, or --data DATASET@VERSION "
+                           "with --task (and --classes, --output-kind for a classifier)")
+    with _registry(home) as registry:
+        if signature is not None:
+            sig = load_import_signature(signature)
+        else:
+            if task is None:
+                raise InvalidInput("--data needs --task (binary, multiclass or regression)")
+            sig = signature_from_contract(
+                registry.catalog.contract(data), task=task, output_kind=output_kind,
+                classes=[c.strip() for c in classes.split(",")] if classes else [])
+        record = import_onnx(registry, file, name=name, sig=sig, data=data)
+    if as_json:
+        print_json(views.version_json(record))
+    else:
+        console().print(line("imported ", str(file), " as ", (record.ref, "bold"),
+                             f" (evaluate it: loopml models evaluate {record.ref} --data "
+                             "DATASET@VERSION)"))
+
+
+@app.command("evaluate")
+def models_evaluate(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION or NAME@ALIAS.")],
+    data: Annotated[str, typer.Option("--data", help="Labelled DATASET@VERSION.")],
+    metric: Annotated[str | None, typer.Option(help="The headline metric.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a version on a labelled dataset and write its model card."""
+    from loopml.evaluate.card import json_safe
+    from loopml.registry.imports import evaluate_version
+    from loopml.views.text import line
+
+    with _registry(home) as registry:
+        record = registry.get(ref)
+        card, path = evaluate_version(registry, record, data=data, metric=metric)
+    metrics = card["evaluation"]["metrics"]
+    if as_json:
+        print_json({"ref": record.ref, "data": card["data"]["ref"],
+                    "metrics": json_safe(metrics), "card": str(path)})
+        return
+    out = console()
+    out.print(line((record.ref, "bold"), f" on {card['data']['ref']}: ", ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} undefined"
+        for k, v in metrics.items())))
+    out.print(line("model card: ", str(path)))

@@ -95,10 +95,11 @@ def render_card(card: dict[str, Any]) -> str:
              f"{html.escape(card['name'])}</title><style>{_STYLE}</style></head><body>",
              f"<h1>Model card — {html.escape(card['name'])}</h1>",
              f"<p class='meta'>{html.escape(card['task'])} · target <code>"
-             f"{html.escape(card['target'])}</code> · best model <b>"
+             f"{html.escape(card['target'])}</code> · model <b>"
              f"{html.escape(card['model']['candidate'])}</b> · metric {card['metric']} · "
-             f"run <code>{card['run_id']}</code> · data <code>{html.escape(card['data']['ref'])}"
-             f"</code> ({card['data']['content_hash'][:12]})</p>"]
+             f"run <code>{card.get('run_id') or '-'}</code> · data <code>"
+             f"{html.escape(card['data']['ref'])}</code> "
+             f"({(card['data'].get('content_hash') or '')[:12]})</p>"]
     undefined = evaluation.get("undefined", {})
     parts.append("<h2>Test metrics</h2>" + _table(
         [[k, v, undefined.get(k)] for k, v in evaluation["metrics"].items()],
@@ -181,7 +182,17 @@ def render_card(card: dict[str, Any]) -> str:
                 ["value", "rows", card["metric"]]) + "</div>")
         parts.append("</div>")
 
-    search = card["search"]
+    parts.extend(_training_sections(card))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _training_sections(card: dict[str, Any]) -> list[str]:
+    """Return the search, configuration and feature sections (cards of trained models)."""
+    parts: list[str] = []
+    search = card.get("search")
+    if search is None:  # a model evaluated after import: no search, no features
+        return parts
     parts.append(f"<h2>Search</h2><p>{search['complete']} complete trials of {search['total']} "
                  f"({search['pruned']} pruned) over {', '.join(search['candidates'])}; "
                  f"backend {search['backend']}, {search['workers']} worker(s), "
@@ -202,5 +213,5 @@ def render_card(card: dict[str, Any]) -> str:
          ["not used", ", ".join(f"{k} ({v})" for k, v in features["dropped"].items())],
          ["rows", json.dumps(card["data"]["rows"])]], ["", ""]))
     parts.append("<h2>Configuration</h2><pre>" + html.escape(
-        json.dumps(card["config"], indent=2, default=str)) + "</pre></body></html>")
-    return "".join(parts)
+        json.dumps(card["config"], indent=2, default=str)) + "</pre>")
+    return parts

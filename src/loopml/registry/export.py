@@ -138,3 +138,29 @@ def file_safe(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:80] or "model"
+
+
+def bundle(registry: Registry, record: ModelVersionRecord, path: Any, *,
+           overwrite: bool = False) -> tuple[Any, ModelVersionRecord]:
+    """Write the edge bundle of ``record`` to ``path``, exporting to ONNX first if needed.
+
+    A version whose ONNX export did not pass parity (or cannot convert) has no bundle: the
+    error says why.
+    """
+    from loopml.optimize.bundle import write_bundle
+
+    if record.onnx_sha256 is None:
+        if record.export and record.export.get("error"):
+            raise ExportFailed(f"{record.ref} cannot be bundled: {record.export['error']}")
+        record = export_onnx(registry, record).record
+    parity = (record.export or {}).get("parity")
+    if record.onnx_sha256 is None:
+        raise ExportFailed(f"{record.ref} cannot be bundled: "
+                           f"{(record.export or {}).get('error', 'no ONNX export')}")
+    if parity is not None and not parity.get("passed"):
+        raise ExportFailed(f"{record.ref} cannot be bundled: its ONNX export failed the parity "
+                           f"check ({parity.get('detail', 'see loopml models show')})")
+    onnx = registry.client.artifacts.get_bytes(record.onnx_sha256)
+    written = write_bundle(onnx, path, name=record.name, version=str(record.version),
+                           card=registry.card(record), overwrite=overwrite)
+    return written, record

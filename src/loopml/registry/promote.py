@@ -109,9 +109,10 @@ def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
         import pandas as pd
 
         champion_train = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
-    columns = [c["name"] for c in challenger.signature.get("inputs", [])] + [target]
-    rows, note = without_training_rows(test, champion_train,
-                                       columns=[c for c in columns if c in test.columns])
+    # Rows are the same rows when every column matches, not only the challenger's inputs.
+    columns = list(test.columns) if champion_train is None else \
+        [c for c in test.columns if c in champion_train.columns]
+    rows, note = without_training_rows(test, champion_train, columns=columns)
     return rows, f"{challenger.ref}'s test rows of {challenger.lineage['dataset']}: {note}", \
         target
 
@@ -161,6 +162,8 @@ def _size(record: ModelVersionRecord) -> int | None:
 def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: GateReport, *,
                      to: str) -> Path | None:
     """Store the challenger's HTML card with the gate report added; return its file path."""
+    from html import escape as html_escape
+
     from loopml.evaluate.card import render_card
     from loopml.registry.export import file_safe
     from loopml.views.gates import gate_report_html
@@ -168,7 +171,7 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
     card = registry.card(record)
     if card is None:
         return None
-    section = gate_report_html(report, title=f"Promotion to {to}")
+    section = f"<h2>Promotion to {html_escape(to)}</h2>\n" + gate_report_html(report)
     html = render_card(card)
     html = html.replace("</body>", section + "\n</body>", 1) if "</body>" in html \
         else html + section

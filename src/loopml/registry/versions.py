@@ -75,7 +75,7 @@ def register_run(client: TrackingClient, catalog: Catalog, run_id: str, *, name:
         "split": card.get("data", {}).get("split"),
         "rows": card.get("data", {}).get("rows"),
         "git_commit": detail.tags.get("git_commit"),
-        "loopml": _loopml_version(), "python": platform.python_version(),
+        "loopml": loopml_version(), "python": platform.python_version(),
         "config": card.get("config"),
     }
     metrics = card.get("evaluation", {}).get("metrics", {})
@@ -134,7 +134,7 @@ def _json_value(value: Any) -> Any:
     return item() if callable(item) else value
 
 
-def _loopml_version() -> str:
+def loopml_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

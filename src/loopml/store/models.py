@@ -212,6 +212,18 @@ class Models:
             conn.execute(update(ModelVersion).where(ModelVersion.id == record.id).values(**values))
         return self.get(name, str(version))
 
+    def set_card(self, name: str, version: int, *, card_sha256: str, card_html_sha256: str,
+                 metrics: dict[str, Any]) -> None:
+        """Give a version without a card (an imported model) its first card and metrics."""
+        from sqlalchemy import update
+
+        with self._store.write() as conn:
+            record = self._get(conn, name, version)
+            conn.execute(update(ModelVersion).where(ModelVersion.id == record.id,
+                                                    ModelVersion.card_sha256.is_(None))
+                         .values(card_sha256=card_sha256, card_html_sha256=card_html_sha256,
+                                 metrics_json=json.dumps(metrics, sort_keys=True)))
+
     def set_card_html(self, name: str, version: int, card_html_sha256: str) -> None:
         """Point a version at a re-rendered HTML card (e.g. with its gate report added)."""
         from sqlalchemy import update
