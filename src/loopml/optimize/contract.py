@@ -45,7 +45,7 @@ def make_signature(*, task: str, columns: list[tuple[str, str]], classes: list[A
             raise InvalidInput(f"column {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
     output = {VALUE: VALUE} if task == "regression" else {PROBABILITIES: PROBABILITIES}
     return {"format": 1, "source": source, "task": task, "target": target,
-            "classes": list(classes), "threshold": float(threshold),
+            "classes": [_plain(c) for c in classes], "threshold": float(threshold),
             "columns": [{"name": name, "input": f"x{i}", "kind": kind}
                         for i, (name, kind) in enumerate(columns)],
             "outputs": output}
@@ -74,7 +74,6 @@ def signature_of(model: Any) -> dict[str, Any]:
 
 def input_feeds(frame: pd.DataFrame, signature: dict[str, Any]) -> dict[str, np.ndarray]:
     """Return the ONNX feeds for ``frame``: one ``[N, 1]`` array per signature column."""
-    import numpy as np
 
     missing = [c["name"] for c in signature["columns"] if c["name"] not in frame.columns]
     if missing:
@@ -87,7 +86,7 @@ def input_feeds(frame: pd.DataFrame, signature: dict[str, Any]) -> dict[str, np.
         if column["kind"] == "number":
             array = _numbers(values, column["name"])
         elif column["kind"] == "category":
-            array = np.array(["" if _missing(v) else str(v) for v in values], dtype=object)
+            array = _texts(values)
         else:
             array = _epoch_seconds(values)
         feeds[column["input"]] = array.reshape(-1, 1)
@@ -104,16 +103,33 @@ def labels_from(output: np.ndarray, signature: dict[str, Any]) -> np.ndarray:
     return classes[output.argmax(axis=1)]
 
 
+def _plain(value: Any) -> Any:
+    """Return ``value`` as a JSON value: numpy scalars become Python ones."""
+    return value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
+
+
 def _missing(value: Any) -> bool:
     import pandas as pd
 
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
+def _texts(values: pd.Series) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.StringDtype):  # already text: no per-value Python call
+        return values.to_numpy(dtype=object, na_value="")
+    return np.array(["" if _missing(v) else str(v) for v in values], dtype=object)
+
+
 def _numbers(values: pd.Series, name: str) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
+    kind = values.dtype.kind
+    if kind in "fiu":  # numpy numbers: one copy, no parsing (the single-row path)
+        return values.to_numpy(dtype=np.float64)
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64").to_numpy()
     numbers = pd.to_numeric(values, errors="coerce")
@@ -128,6 +144,13 @@ def _epoch_seconds(values: pd.Series) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
+    if values.dtype.kind == "M":  # naive numpy datetimes: read as UTC, any unit
+        stamps = values.to_numpy()
+        unit, count = np.datetime_data(stamps.dtype)
+        per_second = np.timedelta64(1, "s") / np.timedelta64(count, unit)
+        seconds = stamps.view(np.int64) / per_second
+        seconds[np.isnat(stamps)] = np.nan
+        return seconds
     stamps = pd.to_datetime(values, errors="coerce", utc=True)
     seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return np.asarray(seconds, dtype=np.float64)
