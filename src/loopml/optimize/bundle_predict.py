@@ -197,10 +197,9 @@ def _datetime(value: Any, column: str, row: int) -> float:
 _READERS = {"number": _number, "category": _category, "datetime": _datetime}
 
 
-def _chunks(reader: Iterator[list[str]], header: list[str], needed: list[str]
-            ) -> Iterator[tuple[int, list[dict[str, str]]]]:
-    """Yield ``(first row number, rows)`` of at most CHUNK_ROWS rows holding the needed columns."""
-    where = {}
+def _positions(header: list[str], needed: list[str]) -> dict[str, int]:
+    """Return where each needed column is in ``header``; refuse missing or doubled ones."""
+    where: dict[str, int] = {}
     for index, name in enumerate(header):
         if name in needed and name in where:
             raise BundleError(f"column {name!r} appears twice in the header; keep one")
@@ -210,6 +209,12 @@ def _chunks(reader: Iterator[list[str]], header: list[str], needed: list[str]
         shown = ", ".join(repr(m) for m in missing[:10])
         raise BundleError(f"input is missing column(s) {shown}; the model needs "
                           f"{', '.join(repr(n) for n in needed)}")
+    return {name: where[name] for name in needed}
+
+
+def _chunks(reader: Iterator[list[str]], header: list[str], where: dict[str, int]
+            ) -> Iterator[tuple[int, list[dict[str, str]]]]:
+    """Yield ``(first row number, rows)`` of at most CHUNK_ROWS rows holding the needed columns."""
     chunk: list[dict[str, str]] = []
     first = number = 1
     for record in reader:
@@ -218,7 +223,7 @@ def _chunks(reader: Iterator[list[str]], header: list[str], needed: list[str]
         if len(record) != len(header):
             raise BundleError(f"row {number}: {len(record)} fields, the header has "
                               f"{len(header)}; check the quoting of that row")
-        chunk.append({name: record[where[name]] for name in needed})
+        chunk.append({name: record[index] for name, index in where.items()})
         number += 1
         if len(chunk) == CHUNK_ROWS:
             yield first, chunk
@@ -242,9 +247,10 @@ def score_file(session: Any, source: Path, out: Any) -> int:
             if header is None:
                 raise BundleError(f"{source}: the file is empty; the first row must name "
                                   "the columns")
+            where = _positions(header, needed)
             writer.writeheader()
             total = 0
-            for first, rows in _chunks(reader, header, needed):
+            for first, rows in _chunks(reader, header, where):
                 writer.writerows(predict_rows(session, rows, first_row=first))
                 total += len(rows)
             return total
@@ -270,6 +276,9 @@ def _write_output(session: Any, source: Path, target: Path) -> None:
             score_file(session, source, handle)
         os.chmod(name, 0o644)  # mkstemp makes it private; a result file is not
         os.replace(name, target)
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        raise BundleError(f"{target}: cannot write there ({exc.strerror or exc})") from exc
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
