@@ -217,6 +217,23 @@ def test_classes_are_aligned_to_each_models_own_order(data, models):
     assert "champion's classes (no, maybe) differ" in result.detail
 
 
+def test_multiclass_champion_comparison_uses_log_loss_by_default():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=900), "b": rng.normal(size=900)})
+    frame["target"] = np.select([frame.a < -0.5, frame.a > 0.5], ["low", "high"], "mid")
+    train, test = frame.iloc[:600], frame.iloc[600:]
+    good = LogisticRegression().fit(train[INPUTS], train.target)
+    weak = LogisticRegression().fit(train[["b"]].assign(a=0.0)[INPUTS], train.target)
+    classes = list(good.classes_)
+    report = run(gates(), weak, good, test, task="multiclass", classes=classes)
+    assert not report.passed and report.comparison["metric"] == "log_loss"
+    assert report.comparison["challenger"] == pytest.approx(
+        log_loss(test.target, weak.predict_proba(test[INPUTS]), labels=classes))
+    assert run(gates(), good, weak, test, task="multiclass", classes=classes).passed
+
+
 def test_threshold_gates_score_the_challenger_on_the_rows(data, models):
     _, test = data
     good, _ = models

@@ -3,8 +3,8 @@
 :func:`comparison_rows` picks the rows (the challenger's test rows minus any the champion
 trained on, matched by content); :func:`paired_bootstrap` says whether the metric difference
 on them is more than noise. Metrics come from the one table in ``evaluate/metrics.py``; the
-bootstrap scores every resample of the common metrics at once (rows weighted by how often a
-resample drew them), so 1,000 resamples of 10,000 rows take about a second.
+bootstrap scores a block of resamples of every metric in it at once, as array operations
+over rows weighted by how often each resample drew them, not one Python call a resample.
 """
 
 from __future__ import annotations
