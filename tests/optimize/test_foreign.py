@@ -42,6 +42,20 @@ def _session(blob: bytes) -> Any:
     return onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
 
 
+def _runtime(blob: bytes) -> Any:
+    from loopml.optimize.runtime import OnnxModel
+
+    return OnnxModel.from_bytes(blob)
+
+
+def _frame(X: np.ndarray, columns: list[str]) -> Any:
+    import pandas as pd
+
+    # other column order and an extra column: the runtime picks by name
+    frame = pd.DataFrame(X, columns=columns)
+    return frame[columns[::-1]].assign(extra="ignored")
+
+
 def _columns_feed(X: np.ndarray) -> dict[str, np.ndarray]:
     return {f"x{i}": X[:, [i]].astype(np.float64) for i in range(X.shape[1])}
 
@@ -144,6 +158,11 @@ def test_multiclass_logits_get_a_softmax_and_match_torch():
     np.testing.assert_allclose(proba, expected, atol=1e-5)
     labels = labels_from(proba, signature_of(_onnx(wrapped)))
     assert list(labels) == list(np.array([10, 20, 30])[expected.argmax(axis=1)])
+    # loopml's runtime takes the imported model like its own, by column names
+    runtime = _runtime(wrapped)
+    frame = _frame(X, runtime.input_columns)
+    np.testing.assert_allclose(runtime.predict_proba(frame), expected, atol=1e-5)
+    assert list(runtime.predict(frame)) == list(labels)
 
 
 def test_probabilities_pass_through_and_two_logits_work_for_binary():
@@ -170,6 +189,9 @@ def test_regression_value_matches_torch():
     (value,) = session.run(["value"], _columns_feed(X))
     assert value.dtype == np.float32 and value.shape == (len(X), 1)
     np.testing.assert_allclose(value, _torch_answer(net, X), atol=1e-5)
+    runtime = _runtime(wrapped)
+    np.testing.assert_allclose(runtime.predict(_frame(X, runtime.input_columns)),
+                               _torch_answer(net, X).ravel(), atol=1e-5)
     signature = signature_of(_onnx(wrapped))
     assert signature["outputs"] == {"value": "value"} and signature["target"] == "price"
 
