@@ -197,7 +197,8 @@ def test_regression_value_matches_torch():
 
 
 def test_wrong_width_and_unknown_names_are_refused():
-    _, _, blob = _trained("binary", 1)
+    torch = _torch()
+    blob = _export(torch.nn.Sequential(torch.nn.Linear(FEATURES, 1)))
     with pytest.raises(InvalidInput, match=r"'features' takes 4 features.*3 column"):
         adapt_foreign(blob, _sig("binary", kind="logits", classes=[0, 1], count=3))
     with pytest.raises(InvalidInput, match=r"no output 'proba' \(its outputs: 'scores'\)"):

@@ -111,7 +111,8 @@ def safe_text(value: Any) -> str:
     >>> safe_text("a\\nb\\x1b[31m")
     'a\\\\nb\\\\x1b[31m'
     """
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # str(), not JSON: a class True is written "True" by predict.py, so the README says so
+    text = value if isinstance(value, str) else str(value)
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
