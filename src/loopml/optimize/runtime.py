@@ -95,9 +95,14 @@ class OnnxModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Return class probabilities, one column per label in the order of ``classes_``."""
+        import numpy as np
+
         if self.task == "regression":
             raise InvalidInput("a regression model has no probabilities; use predict")
-        return self.run(frame)
+        # float64 rows that sum to 1 as a native model's do (float32 sums miss by ~1e-7,
+        # which scikit-learn's log loss warns about)
+        proba = np.asarray(self.run(frame), dtype=np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Return predictions in the target's own values (the threshold applies to binary)."""
@@ -105,7 +110,7 @@ class OnnxModel:
 
         if self.task == "regression":
             return np.asarray(self.run(frame)[:, 0], dtype=np.float64)
-        proba = self.run(frame)
+        proba = self.predict_proba(frame)
         if self.task == "binary":
             index = (proba[:, 1] >= self.threshold).astype(int)
         else:
