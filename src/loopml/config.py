@@ -277,8 +277,8 @@ class BeatsChampionGate(_Section):
 
     ``min_delta`` above 0: passes when the challenger is better by at least ``min_delta`` and
     the bootstrap says it is better beyond noise at ``confidence``. ``min_delta`` 0 or below:
-    "not worse beyond noise" — refused only when the challenger is worse than the champion by
-    more than ``-min_delta`` and the bootstrap says so at ``confidence``.
+    "not worse" — refused when the challenger is worse than the champion by more than
+    ``-min_delta`` on the same rows (the bootstrap says whether that is beyond noise).
     """
 
     metric: str | None = None  # None: train.metric, else the task's default metric

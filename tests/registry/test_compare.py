@@ -8,9 +8,7 @@ import pytest
 from scipy import stats
 
 from loopml.errors import InvalidInput
-from loopml.evaluate.metrics import METRICS, score
 from loopml.registry.compare import (
-    _WEIGHTED,
     _resample_counts,
     comparison_rows,
     paired_bootstrap,
@@ -57,7 +55,7 @@ def test_a_column_missing_from_either_side_is_named():
         comparison_rows(test, test, columns=["x", "z"])
 
 
-# -- the weighted metrics equal the metric table on resampled rows ------------------------------
+# -- resampling ---------------------------------------------------------------------------------
 
 def _case(task: str, rows: int = 240, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -72,21 +70,6 @@ def _case(task: str, rows: int = 240, seed: int = 0):
         return y, proba.argmax(axis=1), proba, [0, 1, 2]
     y = rng.normal(10, 3, rows)
     return y, y + rng.normal(0, 1, rows), None, None
-
-
-@pytest.mark.parametrize("metric,task", [(name, task) for name, m in METRICS.items()
-                                         for task in m.tasks])
-def test_every_weighted_metric_equals_the_table_on_explicit_resamples(metric, task):
-    assert set(_WEIGHTED) == set(METRICS)  # a new metric needs a weighted form (or the loop)
-    y, pred, proba, labels = _case(task)
-    rows = len(y)
-    counts = np.vstack([np.ones(rows), _resample_counts(np.random.default_rng(1), rows, 20)])
-    got = _WEIGHTED[metric](counts, y, pred, proba, labels)
-    for row, value in zip(counts, got, strict=True):
-        take = np.repeat(np.arange(rows), row.astype(int))
-        want = score(metric, y[take], pred[take], None if proba is None else proba[take],
-                     labels=labels)
-        assert value == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
 def test_resample_counts_are_draws_with_replacement():

@@ -155,7 +155,7 @@ def test_a_challenger_worse_than_the_champion_on_the_same_rows_is_refused(data, 
     report = run(gates(), weak, good, test)
     result = gate(report, "beats_champion")
     assert not report.passed and not result.passed and result.decided_by == "bootstrap"
-    assert "worse than the champion beyond noise" in result.detail
+    assert "worse than the champion, beyond noise" in result.detail
     truth = (test.target == "yes").astype(int)
     auc_weak = roc_auc_score(truth, weak.predict_proba(test[INPUTS])[:, 1])
     auc_good = roc_auc_score(truth, good.predict_proba(test[INPUTS])[:, 1])
@@ -185,6 +185,12 @@ def test_a_better_challenger_passes_and_min_delta_and_noise_decide(data, models)
     assert few.comparison["delta"] > 0.05 and few.comparison["p_value"] > 0.05
     assert not result.passed and result.decided_by == "bootstrap"
     assert "within noise" in result.detail
+    # and a worse challenger is refused on those 30 rows even where noise could explain it
+    worse = run(gates(), weak, good, test.iloc[:30])
+    result = gate(worse, "beats_champion")
+    assert worse.comparison["delta"] < 0 and not result.passed
+    assert "worse than the champion on these rows" in result.detail or "beyond noise" in \
+        result.detail
 
 
 def test_the_champion_itself_passes_and_no_champion_passes(data, models):

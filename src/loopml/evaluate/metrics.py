@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loopml.errors import InvalidInput
+from loopml.evaluate import resampled
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +36,9 @@ class Metric:
     needs_proba: bool
     compute: Score  # (y_true, y_pred, proba, labels) -> float
     description: str
+    # The same metric for many bootstrap resamples at once: (W, y_true, y_pred, proba,
+    # labels) -> one value per resample (see evaluate/resampled.py); None: one call each.
+    resampled: Callable[..., np.ndarray] | None = None
 
 
 def _roc_auc(y, pred, proba, labels):
@@ -111,18 +115,30 @@ def _mape(y, pred, proba, labels):
 
 _B, _M, _R = ("binary",), ("multiclass",), ("regression",)
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("roc_auc", _B, 1, True, _roc_auc, "area under the ROC curve"),
-    Metric("pr_auc", _B, 1, True, _pr_auc, "average precision (area under precision-recall)"),
-    Metric("log_loss", _B + _M, -1, True, _log_loss, "cross-entropy of the probabilities"),
-    Metric("f1", _B, 1, False, _f1, "F1 of the positive class at the decision threshold"),
-    Metric("accuracy", _B + _M, 1, False, _accuracy, "share of rows labelled right"),
-    Metric("brier", _B, -1, True, _brier, "mean squared error of the positive probability"),
-    Metric("f1_macro", _M, 1, False, _f1_macro, "F1 averaged over classes"),
-    Metric("roc_auc_ovr", _M, 1, True, _roc_auc_ovr, "one-vs-rest ROC-AUC, macro average"),
-    Metric("rmse", _R, -1, False, _rmse, "root mean squared error"),
-    Metric("mae", _R, -1, False, _mae, "mean absolute error"),
-    Metric("r2", _R, 1, False, _r2, "coefficient of determination"),
-    Metric("mape", _R, -1, False, _mape, "mean absolute percentage error"),
+    Metric("roc_auc", _B, 1, True, _roc_auc, "area under the ROC curve",
+           resampled.roc_auc),
+    Metric("pr_auc", _B, 1, True, _pr_auc, "average precision (area under precision-recall)",
+           resampled.pr_auc),
+    Metric("log_loss", _B + _M, -1, True, _log_loss, "cross-entropy of the probabilities",
+           resampled.log_loss),
+    Metric("f1", _B, 1, False, _f1, "F1 of the positive class at the decision threshold",
+           resampled.f1),
+    Metric("accuracy", _B + _M, 1, False, _accuracy, "share of rows labelled right",
+           resampled.accuracy),
+    Metric("brier", _B, -1, True, _brier, "mean squared error of the positive probability",
+           resampled.brier),
+    Metric("f1_macro", _M, 1, False, _f1_macro, "F1 averaged over classes",
+           resampled.f1_macro),
+    Metric("roc_auc_ovr", _M, 1, True, _roc_auc_ovr, "one-vs-rest ROC-AUC, macro average",
+           resampled.roc_auc_ovr),
+    Metric("rmse", _R, -1, False, _rmse, "root mean squared error",
+           resampled.rmse),
+    Metric("mae", _R, -1, False, _mae, "mean absolute error",
+           resampled.mae),
+    Metric("r2", _R, 1, False, _r2, "coefficient of determination",
+           resampled.r2),
+    Metric("mape", _R, -1, False, _mape, "mean absolute percentage error",
+           resampled.mape),
 )}
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 

@@ -312,10 +312,10 @@ def _beats_champion(gate: BeatsChampionGate, metric: str, context: _Context, our
 
     - ``min_delta`` > 0: passes when d ≥ min_delta and the one-sided p-value that the
       challenger is not better is ≤ 1 − c (the improvement is more than noise).
-    - ``min_delta`` ≤ 0 ("not worse beyond noise", the default with 0): refused only when
-      d < min_delta and even the upper one-sided bound at c is below min_delta — the
-      challenger is worse than the tolerance allows, beyond noise. So a re-trained model
-      that is as good as the champion passes, and one clearly worse is refused.
+    - ``min_delta`` ≤ 0 ("not worse", the default with 0): refused when d < min_delta — a
+      challenger worse than the champion on the same rows never replaces it, however small
+      the rows; the bootstrap says in the detail whether that difference is beyond noise.
+      A re-trained model exactly as good as the champion (d = 0) passes.
     """
     from loopml.registry.compare import paired_bootstrap
 
@@ -361,12 +361,13 @@ def _beats_champion(gate: BeatsChampionGate, metric: str, context: _Context, our
                    f"(p > {alpha:.3g}): the rows cannot tell it from the champion")
         return GateResult(name, passed, delta, gate.min_delta, f"{head}{ci}, {verdict}",
                           "bootstrap"), comparison
-    worse = delta < gate.min_delta and boot["upper"] < gate.min_delta
+    worse = delta < gate.min_delta
     allowed = "no worse" if gate.min_delta == 0 else f"at most {-gate.min_delta:g} worse"
-    if worse:
-        verdict = f"worse than the champion beyond noise at {level} (allowed: {allowed})"
-    elif delta < gate.min_delta:
-        verdict = f"worse, but within noise at {level}"
+    if worse and boot["upper"] < gate.min_delta:
+        verdict = f"worse than the champion, beyond noise at {level} (allowed: {allowed})"
+    elif worse:
+        verdict = (f"worse than the champion on these rows (allowed: {allowed}); within "
+                   f"noise at {level}, so more labelled rows could tell them apart")
     else:
         verdict = ("not worse than the champion" if gate.min_delta == 0 else
                    f"within the allowed {-gate.min_delta:g} below the champion")
