@@ -294,6 +294,31 @@ def test_graph_with_one_input_per_column_takes_categories_and_datetimes():
     assert onnx.load_from_string(wrapped).graph.input[1].name == "x1"
 
 
+def test_a_label_output_first_points_to_the_scores():
+    from onnx import TensorProto, helper, numpy_helper
+
+    # skl2onnx's layout: an int64 label first, the scores second
+    weights = numpy_helper.from_array(np.eye(3, 2, dtype=np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["features", "W"], ["scores"]),
+         helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0)], "labelled",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 2])],
+        initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    blob = model.SerializeToString()
+    sig = _sig("binary", kind="probabilities", classes=[0, 1], count=3)
+    with pytest.raises(InvalidInput, match=r"output 'label' is tensor\(int64\).*\('scores'\) "
+                                           r"with `output:`"):
+        adapt_foreign(blob, sig)
+    chosen = adapt_foreign(blob, sig.model_copy(update={"output": "scores"}))
+    X = np.array([[0.2, 0.7, 5.0]])
+    (proba,) = _session(chosen).run(["probabilities"], _columns_feed(X))
+    np.testing.assert_allclose(proba, [[0.2, 0.7]], atol=1e-7)
+
+
 def test_text_columns_cannot_enter_a_numeric_matrix():
     sig = ImportSignature(task="multiclass", classes=[0, 1], output_kind="logits",
                           columns={"a": "number", "city": "category", "c": "number"})

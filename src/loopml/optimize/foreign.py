@@ -434,7 +434,10 @@ def _wire_output(wrapper: _Wrapper, outputs: list[Any], sig: ImportSignature) ->
         wrapper.node("Reshape", [value, shape], "value")
         return helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])
 
-    _require_float(element, where)
+    others = [repr(o.name) for o in outputs if o.name != chosen.name]
+    _require_float(element, where, fix=(f"choose the scores among its other outputs "
+                                        f"({', '.join(others)}) with `output:`") if others
+                   else "export the graph with float scores")
     count = len(sig.classes)
     if rank is not None and rank not in (1, 2):
         raise InvalidInput(f"{where} has shape {_shape_text(dims)}; loopml reads "
@@ -470,14 +473,14 @@ def _cast(wrapper: _Wrapper, source: str, element: int, output: str, *, current:
     return wrapper.node("Cast", [source], output, to=element)
 
 
-def _require_float(element: int, where: str) -> None:
+def _require_float(element: int, where: str, *,
+                   fix: str = "export the graph with a float input") -> None:
     from onnx import TensorProto
 
     floats = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
     if element not in floats:
         raise InvalidInput(f"{where} is {_type_name(element)}; loopml joins floating-point "
-                           "tensors only (float, double, float16): export the graph with a "
-                           "float input and output")
+                           f"tensors only (float, double, float16): {fix}")
 
 
 def _require_dynamic_rows(dims: list[int | None], where: str) -> None:
