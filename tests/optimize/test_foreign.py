@@ -418,3 +418,42 @@ def test_signature_from_a_data_contract_maps_types_and_drops_the_target():
     odd = Contract(dataset="d", columns={"blob": ColumnRule(type="other")})
     with pytest.raises(InvalidInput, match=r"column 'blob' of dataset 'd' has type 'other'"):
         signature_from_contract(odd, task="regression")
+
+
+def test_skl2onnx_classifier_imports_once_its_zipmap_is_off():
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data("multiclass", rows=200, seed=4)
+    fitted = LogisticRegression(max_iter=500).fit(X, y)
+    sig = _sig("multiclass", kind="probabilities", classes=[0, 1, 2],
+               output="output_probability")
+    zipped = to_onnx(fitted, X[:1].astype(np.float32)).SerializeToString()
+    with pytest.raises(InvalidInput, match=r"'output_probability' is a sequence, not a tensor"
+                                           r".*zipmap': False"):
+        adapt_foreign(zipped, sig)
+    plain = to_onnx(fitted, X[:1].astype(np.float32), options={"zipmap": False})
+    # its scores are then named "probabilities", like the contract's own output
+    wrapped = adapt_foreign(plain.SerializeToString(),
+                            sig.model_copy(update={"output": "probabilities"}))
+    (proba,) = _session(wrapped).run(["probabilities"], _columns_feed(X[:50]))
+    np.testing.assert_allclose(proba, fitted.predict_proba(X[:50]), atol=1e-5)
+
+
+def test_a_category_column_needs_a_string_input():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["a", "b"], ["value"], axis=1)], "two",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sig = ImportSignature(task="regression", columns={"a": "number", "b": "category"})
+    with pytest.raises(InvalidInput, match=r"input 'b' \(column 'b', a category\) takes "
+                                           r"tensor\(float\); a category column needs a string"):
+        adapt_foreign(model.SerializeToString(), sig)
+    sig = ImportSignature(task="regression", columns={"a": "number", "c": "number"})
+    with pytest.raises(InvalidInput, match=r"has 2 inputs \('a', 'b'\); set `input:`"):
+        adapt_foreign(model.SerializeToString(), sig)
