@@ -15,8 +15,9 @@ from sklearn.metrics import roc_auc_score
 from loopml.config import GatesSection, ProjectConfig
 from loopml.data.contract import ColumnRule, Contract
 from loopml.errors import GateFailed, InvalidInput
+from loopml.registry.gate_html import gate_report_html
 from loopml.registry.gates import GateReport, GateResult, check_gates, run_gates
-from loopml.views.gates import gate_report_html, gate_report_json, print_gate_report
+from loopml.views.gates import gate_report_json, print_gate_report
 from loopml.yamlfile import parse_yaml
 
 INPUTS = ["a", "b"]

@@ -49,7 +49,7 @@ def promote(registry: Registry, name: str, version: int, *, to: str, gates: Gate
     ``force`` moves the alias even when a gate fails; it needs a ``reason``, which is
     recorded. Raises nothing on a refusal: the returned event's outcome says ``refused``.
     """
-    from loopml.registry.gates import run_gates
+    from loopml.registry.gates import check_gates, run_gates
     from loopml.store.models import check_alias
 
     check_alias(to)
@@ -61,6 +61,8 @@ def promote(registry: Registry, name: str, version: int, *, to: str, gates: Gate
     expected = models.aliases(name).get(to)
     if expected == challenger.version:
         return Promotion(event=None, report=None, challenger=challenger, champion=None)
+    check_gates(gates, task=challenger.task, sensitive=sensitive if sensitive is not None
+                else _sensitive(challenger), metric=_metric(challenger))
     champion = models.get(name, str(expected)) if expected is not None else None
     rows, note, target = comparison_rows(registry, challenger, champion, data=data)
     challenger_model = registry.load(challenger, flavour=challenger.flavour)
@@ -166,7 +168,7 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
 
     from loopml.evaluate.card import render_card
     from loopml.registry.export import file_safe
-    from loopml.views.gates import gate_report_html
+    from loopml.registry.gate_html import gate_report_html
 
     card = registry.card(record)
     if card is None:

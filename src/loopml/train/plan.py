@@ -98,6 +98,11 @@ def make_plan(config: ProjectConfig, catalog: Catalog, *,
                                f"task")
         candidates.append(name)
     _check_search_space(config, task)
+    from loopml.registry.gates import check_gates
+
+    # The gates promotion will run: a metric that cannot fit the task is refused now.
+    check_gates(config.gates, task=task, sensitive=data.sensitive,
+                metric=config.train.metric)
 
     split_cfg = data.split
     method = split_cfg.method
