@@ -5,7 +5,10 @@
 2. train: a search over linear and boosted models (every trial a nested run), the best one
    refitted, evaluated on the test split (metrics, curves, fairness by gender, SHAP) and
    written up as a model card, with lineage back to the dataset version;
-3. the runs are read back from the store.
+3. the runs are read back from the store;
+4. the model, registered as ``demo@1``, is exported to ONNX (parity proved on the test rows,
+   native vs ONNX latency measured), passes the gates and becomes ``champion``; a weaker
+   challenger is trained and the gates refuse it, with the attempt in the alias history.
 Later parts extend this to the whole loop.
 """
 
@@ -18,12 +21,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from loopml.config import ProjectConfig
     from loopml.data import Catalog
     from loopml.store.records import RunRecord
+    from loopml.train.runner import TrainOutcome
+    from loopml.workspace import Workspace
 
 SEED = 7
 PROJECT = "demo"
 TARGET = "default"
+# The champion's gates: quality, no worse than the champion on the same rows, fairness by
+# gender, a single-row latency budget, a size limit, and the data contract.
+GATES = {"metrics": ["roc_auc >= 0.65"],
+         "beats_champion": {"metric": "roc_auc", "min_delta": 0.0},
+         "fairness": {"metric": "demographic_parity_difference", "max": 0.2,
+                      "sensitive": ["gender"]},
+         "latency_p99_ms": 50, "max_size_mb": 50, "data_contract": True}
 
 
 def run_demo(directory: Path | None, *, console: Console) -> Path:
@@ -88,13 +101,63 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
         f"loopml.load_model({outcome.run_id[:8]!r}) → {type(model).__name__}; predictions for 5 "
         f"new applicants: {escape(str(model.predict(sample).tolist()))}, P(default) "
         + ", ".join(f"{p:.2f}" for p in model.predict_proba(sample)[:, 1]))
+    console.print(f"[bold]Model card:[/] {escape(str(outcome.card_path))}")
+    _registry_step(config, outcome, workspace, console)
     console.print(
-        f"[bold]Model card:[/] {escape(str(outcome.card_path))}\n"
-        f"Try:  export LOOPML_HOME={workspace.home}\n"
+        f"\nTry:  export LOOPML_HOME={workspace.home}\n"
         "      loopml data show credit          # profile, splits, and the runs that used it\n"
-        f"      loopml runs show {outcome.run_id[:8]}        # the training run and its trials"
+        f"      loopml runs show {outcome.run_id[:8]}        # the training run and its trials\n"
+        "      loopml models show demo@champion  # signature, lineage, ONNX parity and speed\n"
+        "      loopml models history demo        # who moved which alias, when and why\n"
+        "      loopml models bundle demo@champion demo.zip   # model.onnx + predict.py"
     )
     return workspace.home
+
+
+def _registry_step(config: ProjectConfig, outcome: TrainOutcome, workspace: Workspace,
+                   console: Console) -> None:
+    """Export the model to ONNX, gate it into champion, then watch a weaker one refused."""
+    from rich.markup import escape
+
+    from loopml.config import ProjectConfig
+    from loopml.registry.export import export_onnx
+    from loopml.registry.promote import promote
+    from loopml.registry.registry import Registry
+    from loopml.train.runner import train_project
+    from loopml.views import gates as gate_views
+    from loopml.views import models as views
+
+    console.rule("[bold]4 · registry, ONNX and gates")
+    version = outcome.version
+    console.print(f"registered as [bold]{escape(version.ref)}[/] (signature from the data "
+                  "contract, lineage back to the dataset version and the run)")
+    gates = ProjectConfig.model_validate({"gates": GATES}).gates
+    with Registry.open(workspace) as registry:
+        with console.status("exporting to ONNX, proving parity, profiling native vs ONNX"):
+            export = export_onnx(registry, version)
+        views.print_export(console, export.export)
+        first = promote(registry, version.name, version.version, to="champion", gates=gates,
+                        actor="demo", sensitive=["gender"], seed=SEED)
+        gate_views.print_gate_report(console, first.report)
+        console.print(f"[green]promoted[/]: {escape(version.name)}@champion → "
+                      f"{version.version}\n")
+
+        console.print("[bold]A weaker challenger[/]: the same search on two columns only "
+                      "(age, years_at_address)")
+        weak_config = config.model_copy(update={
+            "features": config.features.model_copy(update={"numeric": ["age",
+                                                                        "years_at_address"],
+                                                           "categorical": []}),
+            "train": config.train.model_copy(update={"candidates": ["linear"], "trials": 2,
+                                                     "time_budget_s": None})})
+        weak = train_project(weak_config, workspace=workspace, console=console)
+        second = promote(registry, weak.version.name, weak.version.version, to="champion",
+                         gates=gates, actor="demo", sensitive=["gender"], seed=SEED)
+        gate_views.print_gate_report(console, second.report)
+        champion = registry.get(f"{version.name}@champion")
+        console.print(f"[red]refused[/]: {escape(version.name)}@champion stays at "
+                      f"{champion.version}; the attempt is in the alias history:")
+        console.print(views.history_table(version.name, registry.history(version.name)))
 
 
 def _data_step(catalog: Catalog, home: Path, console: Console) -> None:

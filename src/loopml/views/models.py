@@ -21,8 +21,16 @@ OUTCOME_STYLE = {"moved": "green", "forced": "yellow", "refused": "red"}
 
 
 def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else "undefined" if value is None \
-        else str(value)
+    """Return a number in at most 4 significant digits (no exponent below 1e6).
+
+    >>> _number(16948.3), _number(0.91234), _number(None), _number(3)
+    ('16948', '0.9123', '-', '3')
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if 1e4 <= abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
 
 
 def models_json(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -154,7 +162,7 @@ def print_export(console: Console, export: dict[str, Any]) -> None:
             table.add_row(flavour, _number(p.get("single_row_p50_us")),
                           _number(p.get("single_row_p99_us")), _rate(p.get("rows_per_s_1k")),
                           _rate(p.get("rows_per_s_100k")), _size(p.get("size_bytes")),
-                          _number(p.get("peak_memory_mb")))
+                          _number(p.get("peak_rise_mb")))
         console.print(table)
     console.print(line("serving flavour: ", (export.get("flavour", "native"), "bold")))
 
@@ -164,7 +172,14 @@ def _rate(value: Any) -> str:
 
 
 def _size(value: Any) -> str:
-    return f"{value / 1e6:.2f} MB" if isinstance(value, int | float) else "-"
+    """Return a byte count in kB or MB.
+
+    >>> _size(3642), _size(12_500_000), _size(None)
+    ('3.6 kB', '12.5 MB', '-')
+    """
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value / 1e3:.1f} kB" if value < 1e6 else f"{value / 1e6:.1f} MB"
 
 
 def event_json(event: AliasEventRecord) -> dict[str, Any]:
