@@ -148,7 +148,7 @@ def test_db_upgrade_and_current(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_loop_so_far(tmp_path):
+def test_demo_runs_the_loop_so_far(tmp_path):  # ~1 min: two trainings, ONNX, gates
     result = loopml("demo", "--dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert "failed (3 violation(s))" in result.stdout  # the bad batch is caught
@@ -156,7 +156,15 @@ def test_demo_runs_the_loop_so_far(tmp_path):
     assert card.is_file() and "Fairness by sensitive group" in card.read_text()
     runs = json.loads(loopml("runs", "list", "--children", "--json", "--limit", "200",
                              home=tmp_path / "demo").stdout)
-    parent = next(r for r in runs if r["name"] == "train")
+    champion = json.loads(loopml("models", "show", "demo@champion", "--json",
+                                 home=tmp_path / "demo").stdout)
+    assert champion["version"] == 1 and champion["export"]["parity"]["passed"]
+    assert champion["artifacts"]["onnx"]["sha256"] and champion["flavour"] in ("onnx", "native")
+    history = json.loads(loopml("models", "history", "demo", "--json",
+                                home=tmp_path / "demo").stdout)
+    assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == \
+        [(None, 1, "moved"), (1, 2, "refused")]  # the weaker challenger is refused
+    parent = next(r for r in runs if r["id"] == champion["run_id"])
     assert parent["status"] == "FINISHED" and parent["metrics"]["test_roc_auc"] > 0.65
     assert sum(r["parent_id"] == parent["id"] for r in runs) >= 4  # the search's trials
     shown = json.loads(loopml("data", "show", "credit", "--json", home=tmp_path / "demo").stdout)
