@@ -5,7 +5,9 @@ rows per second on batches of 1,000 and 100,000 rows (resampled from the given r
 file size and the peak memory while scoring the large batch. For the ONNX flavour, the bare
 ``session.run`` on prepared inputs is timed too, apart from the wrapper that turns a frame
 into inputs. Bounded: each timing loop stops at its call count or its time cap, whichever
-comes first, so a slow native model cannot make a profile run for minutes.
+comes first, and a model too slow for the large batch within the cap is timed on fewer
+rows (``rows_timed_100k`` says how many), so a slow model cannot make a profile run for
+minutes.
 """
 
 from __future__ import annotations
@@ -47,10 +49,16 @@ def profile(native: Any, onnx_model: Any, frame: pd.DataFrame, *, onnx_bytes: in
     for name, model, size in (("native", native, native_bytes),
                               ("onnx", onnx_model, onnx_bytes)):
         entry = _single_row(model, frame, calls=calls)
-        for rows, batch in samples.items():
+        rate = None
+        for rows, batch in sorted(samples.items()):
+            if rate is not None and rows / rate > BATCH_CAP_S:
+                # a slow model: time as many rows as fit the cap, and say how many
+                batch = batch.head(max(1, int(rate * BATCH_CAP_S)))
             measure_memory = rows == max(batches)
-            throughput, memory = _batch(model, batch, memory=measure_memory)
-            entry[f"rows_per_s_{_label(rows)}"] = throughput
+            rate, memory = _batch(model, batch, memory=measure_memory)
+            entry[f"rows_per_s_{_label(rows)}"] = rate
+            if len(batch) < rows:
+                entry[f"rows_timed_{_label(rows)}"] = len(batch)
             if measure_memory:
                 entry.update(memory)
         entry["size_bytes"] = len(size) if isinstance(size, bytes | bytearray) else int(size)
