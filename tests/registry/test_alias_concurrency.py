@@ -159,6 +159,56 @@ def test_two_processes_move_one_alias_with_the_same_expected_version(store_url):
         assert "nothing moved" in refused.reason
 
 
+_REGISTRAR = textwrap.dedent("""
+    import json, sys, time
+    from loopml.store import Store
+
+    url, runs, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    models = Store(url).connect().models
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    numbers = []
+    for i in range(count):
+        record, created = models.add_version(
+            "fresh", source="run", run_id=f"{runs}-{i}", task="binary", native_sha256=None,
+            native_size=None, signature={}, lineage={}, metrics={}, created_by=runs)
+        numbers.append([record.version, created])
+    print(json.dumps(numbers), flush=True)
+""")
+
+
+def test_two_processes_registering_at_once_never_share_a_version_number(store_url):
+    Store(store_url).connect()  # the schema exists; the model "fresh" does not yet
+    count = 15
+    results = _race([[sys.executable, "-c", _REGISTRAR, store_url, f"w{i}", str(count)]
+                     for i in range(2)], [_environment()] * 2)
+    assert all(rc == 0 for rc, _, _ in results), results
+    numbers = [json.loads(out.strip().splitlines()[-1]) for _, out, _ in results]
+    assert all(created for part in numbers for _, created in part)
+    taken = sorted(n for part in numbers for n, _ in part)
+    assert taken == list(range(1, 2 * count + 1))
+    for part in numbers:  # each writer's versions increase
+        assert [n for n, _ in part] == sorted(n for n, _ in part)
+    stored = Store(store_url).connect().models.versions("fresh")
+    assert sorted(v.run_id for v in stored) == sorted(
+        f"w{i}-{j}" for i in range(2) for j in range(count))
+
+
+def test_two_processes_registering_the_same_runs_get_one_version_each(store_url):
+    Store(store_url).connect()
+    count = 15
+    results = _race([[sys.executable, "-c", _REGISTRAR, store_url, "same", str(count)]
+                     for _ in range(2)], [_environment()] * 2)
+    assert all(rc == 0 for rc, _, _ in results), results
+    first, second = (json.loads(out.strip().splitlines()[-1]) for _, out, _ in results)
+    assert [n for n, _ in first] == [n for n, _ in second]  # the same number for a run
+    assert sorted(n for n, _ in first) == list(range(1, count + 1))
+    assert all(a != b for (_, a), (_, b) in zip(first, second, strict=True))  # one created it
+    assert len(Store(store_url).connect().models.versions("fresh")) == count
+
+
 # --- the same with two `loopml models promote` commands ------------------------------------
 
 
