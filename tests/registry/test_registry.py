@@ -305,9 +305,13 @@ def test_a_model_name_with_odd_characters_prints_literally(trained, name):
     assert as_json["name"] == name
 
 
-@pytest.mark.parametrize("ref", ["", "x@", "nosuch@1", "credit@99", "credit@bad alias!"])
-def test_a_bad_reference_is_one_line_and_exit_code_2(trained, ref):
-    done = run_loopml("models", "show", ref, home=trained.workspace.home)
+@pytest.mark.parametrize("args", [
+    ["show", ""], ["show", "x@"], ["show", "nosuch@1"], ["show", "credit@99"],
+    ["show", "credit@bad alias!"], ["show", "credit@challenger"], ["show", "nosuch"],
+    ["history", "nosuch"], ["history", "credit", "--alias", "bad alias!"],
+])
+def test_a_bad_reference_is_one_line_and_exit_code_2(trained, args):
+    done = run_loopml("models", *args, home=trained.workspace.home)
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("loopml: error:"), done.stderr
