@@ -194,9 +194,6 @@ def test_a_swapped_model_signed_with_another_workspaces_key_never_runs(workspace
     _assert_payload_would_run(blob, marker)
 
 
-@pytest.mark.xfail(strict=True, reason="trust=True also skips the signature for a model in "
-                   "the store (NAME@VERSION): a swapped pickle with a fixed-up sha256 runs; "
-                   "DESIGN: no pickle is loaded from the artifact store unsigned")
 def test_trust_does_not_unpickle_an_unsigned_model_from_the_store(workspace, tmp_path):
     marker = tmp_path / "pwned-trusted"
     _swap_version_bytes(workspace, pickle.dumps(Payload(marker), protocol=4))

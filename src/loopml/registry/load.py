@@ -29,8 +29,10 @@ def load_model(ref: str, *, workspace: Workspace | None = None, flavour: str | N
     methods); by default the native one where there is one.
 
     Before anything is unpickled, the bytes must hash to the sha256 the store recorded and
-    carry a signature made with this workspace's secret. ``trust=True`` loads a pickle
-    without that signature (one made elsewhere): only for files you made yourself.
+    carry a signature made with this workspace's secret. ``trust=True`` loads a model *file*
+    without that signature (a pickle made elsewhere): only for files you made yourself. A
+    model in the store is always verified, ``trust`` or not: whoever can write the store and
+    the artifact folder must not get code run by swapping a pickle in.
 
     Examples
     --------
@@ -54,18 +56,18 @@ def load_model(ref: str, *, workspace: Workspace | None = None, flavour: str | N
         record = _registered(client.store, ref.strip())
         if record is not None:
             return load_version(record, client.artifacts, workspace=workspace,
-                                flavour=flavour, trust=trust)
+                                flavour=flavour)
         if flavour == "onnx":
             raise InvalidInput(f"{ref!r} is a run, not a registered model: ONNX flavours belong "
                                "to model versions (loopml models export NAME@VERSION)")
         blob, origin = _run_model(client, ref.strip())
     finally:
         client.close()
-    return _unpickle(blob, workspace=workspace, origin=origin, trust=trust)
+    return _unpickle(blob, workspace=workspace, origin=origin, trust=False)
 
 
 def load_version(record: ModelVersionRecord, artifacts: ArtifactStore, *,
-                 workspace: Workspace, flavour: str | None = None, trust: bool = False) -> Any:
+                 workspace: Workspace, flavour: str | None = None) -> Any:
     """Return the model of a registry version in ``flavour`` (default: native if any)."""
     flavour = flavour or ("native" if record.native_sha256 else "onnx")
     if flavour == "native":
@@ -74,7 +76,7 @@ def load_version(record: ModelVersionRecord, artifacts: ArtifactStore, *,
                            "load it with flavour='onnx'")
         # get_bytes checks the bytes hash to the address the registry recorded
         blob = artifacts.get_bytes(record.native_sha256)
-        return _unpickle(blob, workspace=workspace, origin=f"model {record.ref}", trust=trust)
+        return _unpickle(blob, workspace=workspace, origin=f"model {record.ref}", trust=False)
     if record.onnx_sha256 is None:
         raise NotFound(f"{record.ref} has no ONNX flavour: export it with `loopml models export "
                        f"{record.ref} --format onnx`")
