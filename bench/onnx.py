@@ -168,7 +168,7 @@ def main() -> None:
                             "wall_s": round(time.time() - started, 1), "machine": machine(),
                             "versions": versions("onnx", "onnxruntime", "skl2onnx",
                                                  "onnxmltools", "scikit-learn", "lightgbm",
-                                                 "xgboost", "torch", "pandas", "numpy")})
+                                                 "xgboost-cpu", "torch", "pandas", "numpy")})
 
 
 if __name__ == "__main__":
