@@ -85,8 +85,8 @@ def column_kinds(transformer: Any, columns: list[str]) -> dict[str, str]:
     A column no part of ``transformer`` reads is fed as text: any value passes.
     """
     kinds = dict.fromkeys(columns, "category")
-    for name, part, used in _parts(transformer):
-        kind = _part_kind(name, part)
+    for _, part, used in _parts(transformer):
+        kind = _part_kind(part)
         kinds.update({c: kind for c in used})
     return kinds
 
@@ -96,7 +96,7 @@ def features_graph(g: Graph, transformer: Any, names: dict[str, str]) -> tuple[s
     blocks, total = [], 0
     for name, part, columns in _parts(transformer):
         step = f"features/{name}"
-        kind = _part_kind(name, part)
+        kind = _part_kind(part)
         x = [names[c] for c in columns]
         if kind == "category":
             block, width = _categories(g, part, columns, x, step=step)
@@ -148,7 +148,7 @@ def _steps(part: Any) -> list[Any]:
         if hasattr(part, "steps") else [part]
 
 
-def _part_kind(name: str, part: Any) -> str:
+def _part_kind(part: Any) -> str:
     steps = _steps(part)
     if steps and getattr(getattr(steps[0], "func", None), "__name__", "") == \
             "_extract_date_parts":
