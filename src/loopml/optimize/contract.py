@@ -144,7 +144,8 @@ def _epoch_seconds(values: pd.Series) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
-    if values.dtype.kind == "M":  # naive numpy datetimes: read as UTC, any unit
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":
+        # naive numpy datetimes (tz-aware ones are not numpy dtypes): read as UTC, any unit
         stamps = values.to_numpy()
         unit, count = np.datetime_data(stamps.dtype)
         per_second = np.timedelta64(1, "s") / np.timedelta64(count, unit)
