@@ -100,9 +100,12 @@ class OnnxModel:
         if self.task == "regression":
             raise InvalidInput("a regression model has no probabilities; use predict")
         # float64 rows that sum to 1 as a native model's do (float32 sums miss by ~1e-7,
-        # which scikit-learn's log loss warns about)
+        # which scikit-learn's log loss warns about); an imported graph whose rows are not
+        # near 1 keeps its own numbers
         proba = np.asarray(self.run(frame), dtype=np.float64)
-        return proba / proba.sum(axis=1, keepdims=True)
+        sums = proba.sum(axis=1, keepdims=True)
+        return np.where(np.abs(sums - 1.0) <= 1e-4, proba / np.where(sums == 0, 1.0, sums),
+                        proba)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Return predictions in the target's own values (the threshold applies to binary)."""
