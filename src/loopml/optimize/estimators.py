@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+           "ExtraTreesRegressor")
+
+
 class Tree(NamedTuple):
     """One decision tree as arrays over its nodes (leaves flagged in ``leaf``)."""
 
@@ -55,14 +59,15 @@ def estimator_graph(g: Graph, estimator: Any, features: str, *, width: int, task
             return _lightgbm(g, estimator, features, task=task, step=step)
         if module.startswith("xgboost"):
             return _xgboost(g, estimator, features, width=width, task=task)
-        if module.startswith("sklearn.ensemble") and \
-                all(hasattr(t, "tree_") for t in getattr(estimator, "estimators_", [None])):
+        if type(estimator).__name__ in FORESTS:
             return _forest(g, estimator, features, task=task, step=step)
         return _skl2onnx(g, estimator, features, width=width, task=task)
     except ExportFailed:
         raise
     except Exception as exc:  # a converter's own error: say which step and why
-        raise ExportFailed(f"cannot export {step}: {type(exc).__name__}: {exc}") from exc
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        why = why if len(why) <= 300 else why[:300] + " …"  # converters dump whole nodes
+        raise ExportFailed(f"cannot export {step}: {type(exc).__name__}: {why}") from exc
 
 
 # -- tree ensembles ------------------------------------------------------------------------
@@ -266,14 +271,26 @@ def _xgboost(g: Graph, estimator: Any, x: str, *, width: int, task: str) -> str:
 
 
 def _skl2onnx(g: Graph, estimator: Any, x: str, *, width: int, task: str) -> str:
+    """Convert in double (exact for linear models); in float where double does not run."""
+    import onnxruntime as ort
     from onnx import TensorProto
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     options = {id(estimator): {"zipmap": False}} if task != "regression" else None
-    converted = convert_sklearn(estimator, initial_types=[("features",
-                                                           DoubleTensorType([None, width]))],
-                                target_opset=DOMAINS, options=options)
+    for kind in (DoubleTensorType, FloatTensorType):
+        converted = convert_sklearn(estimator, initial_types=[("features",
+                                                               kind([None, width]))],
+                                    target_opset=DOMAINS, options=options)
+        try:  # some converters write double graphs onnxruntime refuses to load
+            ort.InferenceSession(converted.SerializeToString(),
+                                 providers=["CPUExecutionProvider"])
+            break
+        except Exception:  # onnxruntime's own error types; the float graph is the fallback
+            if kind is FloatTensorType:
+                raise
+    if kind is FloatTensorType:
+        x = g.op("Cast", [x], "features_float", to=TensorProto.FLOAT)
     names = [o.name for o in converted.graph.output]
     output = "probabilities" if task != "regression" else names[0]
     out = splice(g, converted, x, output=output)
