@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from registry_helpers import train, workspace_at, write_credit
 
 from loopml.config import ProjectConfig
 from loopml.store import Store
 from loopml.store.models import AliasEventRecord
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import train, workspace_at, write_credit  # noqa: E402
 
 ROUNDS = 4
 VERSIONS = 5

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-import loopml
-from loopml.errors import ConstraintError, NotFound
-from loopml.registry.registry import Registry
-from loopml.store import Store
-from loopml.train.runner import TrainOutcome
-from loopml.workspace import Workspace
-from loopml_cli import run_loopml
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import (  # noqa: E402
+from registry_helpers import (
     RAW_EMAIL,
     credit_project,
     inside_git_repo,
@@ -29,6 +18,14 @@ from conftest import (  # noqa: E402
     workspace_at,
     write_credit,
 )
+
+import loopml
+from loopml.errors import ConstraintError, NotFound
+from loopml.registry.registry import Registry
+from loopml.store import Store
+from loopml.train.runner import TrainOutcome
+from loopml.workspace import Workspace
+from loopml_cli import run_loopml
 
 # Names a user may give a model: printed as typed, never read as markup or escape codes.
 # ("/" is refused in a model name, so the markup here has no closing tag.)
@@ -214,9 +211,6 @@ def test_register_refuses_a_run_that_stored_no_model(trained):
     assert done.returncode == 2, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="models.name (or the project name) that the registry "
-                   "refuses ('/', '@') passes config validation; the whole search and training "
-                   "run, then registration fails, leaving finished runs and no version")
 @pytest.mark.parametrize("models_name", ["team/credit", "a@b"])
 def test_a_model_name_the_registry_refuses_is_refused_before_training(
         credit_csv, tmp_path, models_name):
@@ -434,8 +428,6 @@ def test_load_model_by_alias_version_and_name_loads_that_version(trained, store_
         loopml.load_model("m@3", workspace=workspace)
 
 
-@pytest.mark.xfail(strict=True, reason="an alias named 'latest' is accepted, but NAME@latest "
-                   "always resolves to the newest version: the alias can never be read")
 def test_an_alias_named_latest_is_refused_or_readable(sqlite_url):
     from loopml.errors import InvalidInput
 

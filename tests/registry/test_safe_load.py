@@ -20,6 +20,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from registry_helpers import credit_project, train, workspace_at
 
 import loopml
 from loopml.artifacts import ArtifactStore
@@ -30,9 +31,6 @@ from loopml.registry.registry import Registry
 from loopml.registry.signing import signing_key
 from loopml.train.runner import TrainOutcome
 from loopml.workspace import Workspace
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import credit_project, train, workspace_at  # noqa: E402
 
 
 class Payload:

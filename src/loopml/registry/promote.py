@@ -68,6 +68,8 @@ def promote(registry: Registry, name: str, version: int, *, to: str, gates: Gate
     challenger_model = registry.load(challenger, flavour=challenger.flavour)
     champion_model = registry.load(champion, flavour=champion.flavour) if champion else None
     contract = _contract(registry, challenger)
+    if contract is None and data is not None:  # an imported model: the given rows' contract
+        contract = registry.catalog.contract(data, project=challenger.lineage.get("project"))
     report = run_gates(
         gates, challenger=challenger_model, champion=champion_model, rows=rows,
         rows_note=note, task=challenger.task, target=target,
@@ -137,7 +139,7 @@ def training_parts(registry: Registry, record: ModelVersionRecord) -> dict[str, 
 
 
 def _contract(registry: Registry, record: ModelVersionRecord) -> Any | None:
-    dataset = record.lineage.get("dataset")
+    dataset = record.lineage.get("dataset") or record.lineage.get("contract")
     if not dataset:
         return None
     try:

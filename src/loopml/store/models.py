@@ -101,6 +101,9 @@ def check_alias(alias: object) -> str:
     if not isinstance(alias, str) or not _ALIAS.match(alias):
         raise InvalidInput(f"alias {str(alias)[:70]!r}: expected a letter followed by up to 63 "
                            "letters, digits, '_', '.' or '-' (e.g. champion, challenger)")
+    if alias == "latest":
+        raise InvalidInput("alias 'latest' is reserved: NAME@latest is always the newest "
+                           "version; choose another name")
     return alias
 
 

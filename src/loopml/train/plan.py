@@ -210,8 +210,16 @@ def check_without_data(config: ProjectConfig) -> None:
     The search space is checked against every task a candidate can do when the task is
     ``auto`` (make_plan checks it again once the task is known).
     """
+    from loopml.store.models import check_model_name
     from loopml.train.trainers import get_trainer
 
+    name = config.models.name or config.project.name
+    try:
+        check_model_name(name)  # the version is registered after training: refuse it now
+    except InvalidInput as exc:
+        where = "models.name" if config.models.name else "project.name (the model's name " \
+            "when models.name is not set)"
+        raise InvalidInput(f"loopml.yaml: {where}: {exc}") from None
     if not config.data.target:
         raise InvalidInput("loopml.yaml: data.target is required (the column to predict)")
     if not config.data.dataset:
