@@ -20,7 +20,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint bench bench-ingest bench-train clean
+.PHONY: demo test lint bench bench-ingest bench-train bench-onnx clean
 
 $(BIN)/python:
 	$(CHECK_PYTHON)
@@ -71,6 +71,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/tracking.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
 	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
+	$(BENCH_VENV)/bin/python bench/onnx.py $(ONNX_ARGS)
 
 # INGEST_ARGS="--gb 0.05" for a quick run; the generated CSV is kept in bench/out/.
 bench-ingest: $(BENCH_STAMP)
@@ -82,3 +83,7 @@ bench-train: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .loopml build dist
+
+# Each trainer's native pipeline against its ONNX export (torch for the MLP row, if installed).
+bench-onnx: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/onnx.py $(ONNX_ARGS)

@@ -31,6 +31,7 @@ Run: ``.venv/bin/python bench/onnx.py`` (results printed and written to bench/ou
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import os
 import sys
@@ -46,7 +47,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 OUT_FILE = HERE / "out" / "onnx.json"
 TRAINERS = ["logistic", "random_forest", "hist_gradient_boosting", "lightgbm", "xgboost",
-            "mlp"]
+            *(["mlp"] if importlib.util.find_spec("torch") else [])]  # mlp: the torch extra
 
 
 def dataset(rows: int, seed: int) -> Any:
