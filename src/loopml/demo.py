@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from loopml.config import ProjectConfig
     from loopml.data import Catalog
+    from loopml.registry.promote import Promotion
     from loopml.store.records import RunRecord
     from loopml.train.runner import TrainOutcome
     from loopml.workspace import Workspace
@@ -124,7 +125,6 @@ def _registry_step(config: ProjectConfig, outcome: TrainOutcome, workspace: Work
     from loopml.registry.promote import promote
     from loopml.registry.registry import Registry
     from loopml.train.runner import train_project
-    from loopml.views import gates as gate_views
     from loopml.views import models as views
 
     console.rule("[bold]4 · registry, ONNX and gates")
@@ -138,9 +138,7 @@ def _registry_step(config: ProjectConfig, outcome: TrainOutcome, workspace: Work
         views.print_export(console, export.export)
         first = promote(registry, version.name, version.version, to="champion", gates=gates,
                         actor="demo", sensitive=["gender"], seed=SEED)
-        gate_views.print_gate_report(console, first.report)
-        console.print(f"[green]promoted[/]: {escape(version.name)}@champion → "
-                      f"{version.version}\n")
+        _say_promotion(console, first)
 
         console.print("[bold]A weaker challenger[/]: the same search on two columns only "
                       "(age, years_at_address)")
@@ -153,11 +151,26 @@ def _registry_step(config: ProjectConfig, outcome: TrainOutcome, workspace: Work
         weak = train_project(weak_config, workspace=workspace, console=console)
         second = promote(registry, weak.version.name, weak.version.version, to="champion",
                          gates=gates, actor="demo", sensitive=["gender"], seed=SEED)
-        gate_views.print_gate_report(console, second.report)
-        champion = registry.get(f"{version.name}@champion")
-        console.print(f"[red]refused[/]: {escape(version.name)}@champion stays at "
-                      f"{champion.version}; the attempt is in the alias history:")
+        _say_promotion(console, second)
+        console.print("every attempt is in the alias history:")
         console.print(views.history_table(version.name, registry.history(version.name)))
+
+
+def _say_promotion(console: Console, done: Promotion) -> None:
+    """Print a promotion's gate report and what it did (the stored outcome, not a guess)."""
+    from rich.markup import escape
+
+    from loopml.views import gates as gate_views
+
+    ref = escape(f"{done.challenger.name}@champion")
+    if done.event is None:
+        console.print(f"{ref} already points at version {done.challenger.version}")
+        return
+    gate_views.print_gate_report(console, done.report)
+    if done.moved:
+        console.print(f"[green]promoted[/]: {ref} → {done.challenger.version}\n")
+    else:
+        console.print(f"[red]refused[/]: {ref} stays at {done.event.from_version}")
 
 
 def _data_step(catalog: Catalog, home: Path, console: Console) -> None:

@@ -29,7 +29,7 @@ from loopml_cli import run_loopml
 
 # Names a user may give a model: printed as typed, never read as markup or escape codes.
 # ("/" is refused in a model name, so the markup here has no closing tag.)
-ODD_NAMES = ["credit risk model", "modèle-δ 信用", "[red]x[bold]y", "esc\x1b[31mred"]
+ODD_NAMES = ["credit risk model", "modèle-δ 信用", "[red]x[bold]y", ":smile: $x «q» 'y'"]
 
 
 @dataclass
@@ -190,6 +190,11 @@ def test_a_name_with_a_slash_or_at_sign_is_refused_by_register(trained):
         assert done.returncode == 2, (done.stdout, done.stderr)
         lines = [x for x in done.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and name in lines[0], done.stderr
+    for name in ("esc\x1b[31mred", "bidi\u202eevil", "tab\there"):  # never reach a terminal
+        done = run_loopml("models", "register", trained.first.run_id, "--name", name,
+                          home=trained.workspace.home)
+        assert done.returncode == 2 and "must not contain" in done.stderr, done.stderr
+        assert "\x1b" not in done.stderr and "\u202e" not in done.stderr
     with Registry.open(trained.workspace) as registry:
         assert "[red]x[/]" not in {m["name"] for m in registry.list()}
 

@@ -134,7 +134,11 @@ def models_promote(
                        force=force, reason=reason, data=data, sensitive=sensitive, seed=seed)
     out = console()
     if done.event is None:
-        out.print(line(f"{name}@{to} already points at version {version}; nothing to do"))
+        if as_json:
+            print_json({"moved": False, "outcome": "unchanged", "from_version": version,
+                        "to_version": version, "alias": to, "report": None, "card": None})
+        else:
+            out.print(line(f"{name}@{to} already points at version {version}; nothing to do"))
         return
     if as_json:
         print_json({"moved": done.moved, "outcome": done.event.outcome,
@@ -176,6 +180,8 @@ def models_export(
 
     if format not in FORMATS:
         raise InvalidInput(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    if out is not None and out.exists() and not force:  # before any slow work
+        raise InvalidInput(f"{out} exists; pass --force to overwrite it")
     output = console()
     with _registry(home) as registry:
         record = registry.get(ref)
@@ -184,8 +190,8 @@ def models_export(
             path = write_new_file(blob, out or Path(f"{_file_name(record)}.skops"),
                                   overwrite=force)
             output.print(line(f"wrote {record.ref} as skops to ", str(path), " (load it with "
-                              "skops.io.load(path, trusted=skops.io.get_untrusted_types("
-                              "file=path)) after reading that list)"))
+                              "skops.io.load(path, trusted=[…]) listing the types you trust "
+                              "among skops.io.get_untrusted_types(file=path))"))
             return
         with output.status("converting to ONNX, checking parity, profiling"):
             done = export_onnx(registry, record)
@@ -195,6 +201,8 @@ def models_export(
         print_json({"ref": done.record.ref, "flavour": done.record.flavour,
                     "onnx_sha256": done.record.onnx_sha256, "export": done.export,
                     "out": str(out) if out is not None and done.onnx is not None else None})
+        if done.onnx is None:
+            raise typer.Exit(1)
         return
     views.print_export(output, done.export)
     if out is not None and done.onnx is not None:

@@ -53,8 +53,12 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(blob, sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(blob, sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/NotImplemented …
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInput(f"onnxruntime cannot run this ONNX model: {first[:300]}") from exc
         return cls(session, signature)
 
     @property

@@ -3,9 +3,11 @@
 ``export_onnx`` converts the whole model, proves parity with the native model on the
 version's test rows, profiles both flavours on this machine, and records the ONNX
 artifact with the flavour that serves (ONNX only when parity held and it is faster). A
-model that cannot convert is recorded too, with the step and the reason, and keeps
-serving natively. ``export_skops`` writes the scikit-learn model in skops' format, which
-loads without running pickled code: the way a native model leaves the machine.
+model that cannot convert, or whose graph fails parity, is recorded too (the step and the
+reason, or the parity figures), keeps no ONNX artifact and keeps serving natively. A
+version's ONNX artifact, once kept, is not replaced. ``export_skops`` writes the
+scikit-learn model in skops' format, which loads without running pickled code: the way a
+native model leaves the machine.
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ def export_onnx(registry: Registry, record: ModelVersionRecord, *,
     from loopml.optimize.profile import choose_flavour, profile
     from loopml.optimize.runtime import OnnxModel
 
-    if record.native_sha256 is None:
-        if record.onnx_sha256 is None:
-            raise InvalidInput(f"{record.ref} has neither a native nor an ONNX artifact")
+    if record.onnx_sha256 is not None:  # imported, or exported before: the version keeps it
         return OnnxExport(record, registry.client.artifacts.get_bytes(record.onnx_sha256),
                           record.export or {})
+    if record.native_sha256 is None:
+        raise InvalidInput(f"{record.ref} has neither a native nor an ONNX artifact")
     native = registry.load(record, flavour="native")
     try:
         blob = to_onnx(native)
@@ -66,6 +68,11 @@ def export_onnx(registry: Registry, record: ModelVersionRecord, *,
     flavour = choose_flavour(parity, timings) if timings else "native"
     export = {"parity": _plain(parity), "profile": timings, "flavour": flavour,
               "rows": len(rows)}
+    if not parity.passed:  # recorded, but a graph that answers differently is never kept
+        updated = registry.models.set_export(record.name, record.version, export=export,
+                                             onnx_sha256=None, onnx_size=None,
+                                             flavour="native")
+        return OnnxExport(updated, None, export)
     stored = registry.client.artifacts.put_bytes(blob)
     updated = registry.models.set_export(
         record.name, record.version, export=export, onnx_sha256=stored.sha256,
@@ -147,19 +154,23 @@ def bundle(registry: Registry, record: ModelVersionRecord, path: Any, *,
     A version whose ONNX export did not pass parity (or cannot convert) has no bundle: the
     error says why.
     """
+    from pathlib import Path
+
+    from loopml.errors import AlreadyExists
     from loopml.optimize.bundle import write_bundle
 
+    if Path(path).exists() and not overwrite:  # before any slow export
+        raise AlreadyExists(f"bundle path {str(path)!r} already exists; choose another path "
+                            "or pass --force to replace it")
     if record.onnx_sha256 is None:
         if record.export and record.export.get("error"):
             raise ExportFailed(f"{record.ref} cannot be bundled: {record.export['error']}")
         record = export_onnx(registry, record).record
-    parity = (record.export or {}).get("parity")
     if record.onnx_sha256 is None:
-        raise ExportFailed(f"{record.ref} cannot be bundled: "
-                           f"{(record.export or {}).get('error', 'no ONNX export')}")
-    if parity is not None and not parity.get("passed"):
-        raise ExportFailed(f"{record.ref} cannot be bundled: its ONNX export failed the parity "
-                           f"check ({parity.get('detail', 'see loopml models show')})")
+        parity = (record.export or {}).get("parity") or {}
+        why = (record.export or {}).get("error") or \
+            f"its ONNX export failed the parity check ({parity.get('detail', 'no detail')})"
+        raise ExportFailed(f"{record.ref} cannot be bundled: {why}")
     onnx = registry.client.artifacts.get_bytes(record.onnx_sha256)
     written = write_bundle(onnx, path, name=record.name, version=str(record.version),
                            card=registry.card(record), overwrite=overwrite)

@@ -64,6 +64,8 @@ def promote(registry: Registry, name: str, version: int, *, to: str, gates: Gate
     check_gates(gates, task=challenger.task, sensitive=sensitive if sensitive is not None
                 else _sensitive(challenger), metric=_metric(challenger))
     champion = models.get(name, str(expected)) if expected is not None else None
+    if champion is not None:
+        same_job(challenger, champion, alias=to)
     rows, note, target = comparison_rows(registry, challenger, champion, data=data)
     challenger_model = registry.load(challenger, flavour=challenger.flavour)
     champion_model = registry.load(champion, flavour=champion.flavour) if champion else None
@@ -82,11 +84,30 @@ def promote(registry: Registry, name: str, version: int, *, to: str, gates: Gate
     if outcome == "refused":
         failed = [g.name for g in report.gates if not g.passed]
         reason = f"gates failed: {', '.join(failed)}" + (f" ({reason})" if reason else "")
+    # The card first: once the alias has moved, nothing after it can fail the command.
+    card_path = _card_with_gates(registry, challenger, report, to=to)
     event = models.move_alias(name, to, challenger.version, expected=expected, actor=actor,
                               reason=reason, outcome=outcome, report=report.to_json())
-    card_path = _card_with_gates(registry, challenger, report, to=to)
     return Promotion(event=event, report=report, challenger=challenger, champion=champion,
                      card_path=card_path)
+
+
+def same_job(challenger: ModelVersionRecord, champion: ModelVersionRecord, *, alias: str
+             ) -> None:
+    """Refuse to compare models that do not answer the same question (task, target, labels)."""
+    def job(record: ModelVersionRecord) -> tuple[str, Any, list[str]]:
+        outputs = record.signature.get("outputs", {})
+        target = outputs.get("target") or outputs.get("value", {}).get("target")
+        return record.task, target, sorted(map(str, outputs.get("labels") or []))
+
+    theirs, ours = job(champion), job(challenger)
+    if theirs != ours:
+        raise InvalidInput(
+            f"{challenger.ref} predicts {ours[1]!r} ({ours[0]}"
+            f"{', labels ' + ', '.join(ours[2]) if ours[2] else ''}) but {champion.name}@{alias} "
+            f"(version {champion.version}) predicts {theirs[1]!r} ({theirs[0]}"
+            f"{', labels ' + ', '.join(theirs[2]) if theirs[2] else ''}): they cannot be "
+            "compared; register a model for another target under another name")
 
 
 def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
@@ -104,21 +125,39 @@ def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
         if target not in frame.columns:
             raise InvalidInput(f"{data} has no column {target!r} (the target of "
                                f"{challenger.ref}): gates need labelled rows")
-        return frame[frame[target].notna()].reset_index(drop=True), \
-            f"{len(frame)} labelled rows of {data} (given with --data)", target
+        labelled = frame[frame[target].notna()].reset_index(drop=True)
+        # Given rows too: none that either model trained on.
+        rows, known = labelled, []
+        for record in (challenger, champion):
+            seen = _trained_on(registry, record)
+            if seen is not None:
+                rows, _ = without_training_rows(rows, seen, columns=_shared(rows, seen))
+                known.append(record.ref)
+        note = f"{len(labelled)} labelled rows of {data} (given with --data); " + (
+            f"{len(rows)} left after removing the rows {' and '.join(known)} trained on"
+            if known else "neither model's training rows are known")
+        return rows, note, target
     test = training_parts(registry, challenger)["test"]
-    champion_train = None
-    if champion is not None and champion.lineage.get("dataset"):
-        parts = training_parts(registry, champion)
-        import pandas as pd
-
-        champion_train = pd.concat([parts["train"], parts["validation"]], ignore_index=True)
+    champion_train = _trained_on(registry, champion)
     # Rows are the same rows when every column matches, not only the challenger's inputs.
-    columns = list(test.columns) if champion_train is None else \
-        [c for c in test.columns if c in champion_train.columns]
+    columns = list(test.columns) if champion_train is None else _shared(test, champion_train)
     rows, note = without_training_rows(test, champion_train, columns=columns)
     return rows, f"{challenger.ref}'s test rows of {challenger.lineage['dataset']}: {note}", \
         target
+
+
+def _trained_on(registry: Registry, record: ModelVersionRecord | None) -> pd.DataFrame | None:
+    """Return the rows ``record`` was fitted on (train + validation), None when unknown."""
+    if record is None or not record.lineage.get("dataset"):
+        return None
+    import pandas as pd
+
+    parts = training_parts(registry, record)
+    return pd.concat([parts["train"], parts["validation"]], ignore_index=True)
+
+
+def _shared(rows: pd.DataFrame, other: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if c in other.columns]
 
 
 def training_parts(registry: Registry, record: ModelVersionRecord) -> dict[str, pd.DataFrame]:
@@ -169,7 +208,7 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
     from html import escape as html_escape
 
     from loopml.evaluate.card import render_card
-    from loopml.registry.export import file_safe
+    from loopml.registry.export import file_safe, write_new_file
     from loopml.registry.gate_html import gate_report_html
 
     card = registry.card(record)
@@ -184,8 +223,5 @@ def _card_with_gates(registry: Registry, record: ModelVersionRecord, report: Gat
     folder = registry.workspace.home / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"model-card-{file_safe(record.name)}-v{record.version}.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_new_file(html.encode(), path, overwrite=True)
 

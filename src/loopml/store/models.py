@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from loopml.store.database import Store
 
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
-_FORBIDDEN_IN_NAME = ("@", "\n", "\r", "/")
+_FORBIDDEN_IN_NAME = ("@", "/")  # and control or format characters (escapes, bidi marks)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def check_model_name(name: object) -> str:
     'credit'
     """
     text = check_key(name, what="model")
-    bad = [c for c in _FORBIDDEN_IN_NAME if c in text]
+    bad = [c for c in _FORBIDDEN_IN_NAME if c in text] or \
+        [c for c in text if unicodedata.category(c) in ("Cc", "Cf")]
     if bad or text != text.strip():
         raise InvalidInput(f"model name {text[:60]!r}: must not contain {bad[0]!r}" if bad else
                            f"model name {text[:60]!r}: no leading or trailing spaces")

@@ -139,6 +139,10 @@ def print_export(console: Console, export: dict[str, Any]) -> None:
     """Print an ONNX export's parity and profile (see ``loopml.optimize``)."""
     from rich.table import Table
 
+    if export.get("imported"):
+        console.print(line("ONNX: imported as ONNX (no native model to compare with; "
+                           "evaluate it with loopml models evaluate)"))
+        return
     if export.get("error"):
         console.print(line(("ONNX: not converted", "yellow"), " — ",
                            plain(export["error"]), " (serves native)"))
