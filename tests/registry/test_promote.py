@@ -61,7 +61,8 @@ def test_a_worse_challenger_is_refused_and_force_needs_and_records_a_reason(two_
     forced = run_loopml("models", "promote", "credit", "2", "--force", "--reason",
                         "hotfix: the March data", home=home)
     assert forced.returncode == 0 and "FORCED" in forced.stdout, forced.stderr
-    history = _json(run_loopml("models", "history", "credit", "--json", home=home))
+    history = _json(run_loopml("models", "history", "credit", "--alias", "champion", "--json",
+                               home=home))
     assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == [
         (None, 1, "moved"), (1, 2, "refused"), (1, 2, "forced")]
     assert history[2]["reason"] == "hotfix: the March data" and not history[2]["gates_passed"]
@@ -96,3 +97,21 @@ def test_the_champion_is_rescored_on_rows_it_never_trained_on(two_versions, tmp_
     assert overlap.empty and target == "default"
     removed = len(test) - len(rows)
     assert removed > 0 and f"{removed} removed" in note  # the old rows the champion knew
+
+
+def test_a_model_of_another_target_cannot_be_compared_with_the_champion(two_versions, tmp_path):
+    home, root = two_versions
+    config = credit_project(root / "credit.csv")
+    income = config.model_copy(update={
+        "data": config.data.model_copy(update={"target": "income", "sensitive": []}),
+        "train": config.train.model_copy(update={"candidates": ["linear"]})})
+    outcome = train(income, Workspace.from_env(home, env={}), project_dir=root)
+    assert outcome.version.name == "credit" and outcome.version.task == "regression"
+    # its own alias: this test must not depend on what the others did to champion
+    first = run_loopml("models", "promote", "credit", "1", "--to", "incumbent", home=home)
+    assert first.returncode == 0, first.stderr
+    done = run_loopml("models", "promote", "credit", str(outcome.version.version), "--to",
+                      "incumbent", "--force", "--reason", "try", home=home)
+    assert done.returncode == 2 and "cannot be compared" in done.stderr, done.stderr
+    assert _json(run_loopml("models", "show", "credit@incumbent", "--json",
+                            home=home))["version"] == 1
