@@ -57,21 +57,6 @@ def test_a_column_missing_from_either_side_is_named():
 
 # -- resampling ---------------------------------------------------------------------------------
 
-def _case(task: str, rows: int = 240, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    if task == "binary":
-        y = rng.integers(0, 2, rows)
-        p = np.round(np.clip(0.3 * y + 0.7 * rng.random(rows), 0, 1), 2)  # rounding: ties
-        return y, (p >= 0.5).astype(int), np.c_[1 - p, p], [0, 1]
-    if task == "multiclass":
-        y = rng.integers(0, 3, rows)
-        raw = rng.random((rows, 3)) + 0.6 * np.eye(3)[y]
-        proba = raw / raw.sum(axis=1, keepdims=True)
-        return y, proba.argmax(axis=1), proba, [0, 1, 2]
-    y = rng.normal(10, 3, rows)
-    return y, y + rng.normal(0, 1, rows), None, None
-
-
 def test_resample_counts_are_draws_with_replacement():
     counts = _resample_counts(np.random.default_rng(0), 50, 400)
     assert counts.shape == (400, 50) and (counts.sum(axis=1) == 50).all()
