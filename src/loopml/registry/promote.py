@@ -138,12 +138,14 @@ def comparison_rows(registry: Registry, challenger: ModelVersionRecord,
             if known else "neither model's training rows are known")
         return rows, note, target
     test = training_parts(registry, challenger)["test"]
+    where = f"{challenger.ref}'s test rows of {challenger.lineage['dataset']}"
+    if champion is None:
+        return test, f"{where}: all {len(test)} (no champion to compare with yet)", target
     champion_train = _trained_on(registry, champion)
     # Rows are the same rows when every column matches, not only the challenger's inputs.
     columns = list(test.columns) if champion_train is None else _shared(test, champion_train)
     rows, note = without_training_rows(test, champion_train, columns=columns)
-    return rows, f"{challenger.ref}'s test rows of {challenger.lineage['dataset']}: {note}", \
-        target
+    return rows, f"{where}: {note}", target
 
 
 def _trained_on(registry: Registry, record: ModelVersionRecord | None) -> pd.DataFrame | None:

@@ -159,7 +159,7 @@ def print_export(console: Console, export: dict[str, Any]) -> None:
     if profile:
         table = Table(title=plain("native vs ONNX"), title_justify="left")
         for header in ("flavour", "1 row p50 µs", "1 row p99 µs", "1k rows/s", "100k rows/s",
-                       "size", "peak MB"):
+                       "size", "peak +MB"):
             table.add_column(header, justify="right")
         for flavour in ("native", "onnx"):
             p = profile.get(flavour) or {}
