@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from loopml.store.metrics import Metrics
     from loopml.store.models import Models
     from loopml.store.runs import Runs
+    from loopml.store.tokens import Tokens
 
 
 class Store:
@@ -147,6 +148,12 @@ class Store:
         from loopml.store.models import Models
 
         return Models(self)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        from loopml.store.tokens import Tokens
+
+        return Tokens(self)
 
     @cached_property
     def artifacts(self) -> ArtifactIndex:

@@ -323,3 +323,28 @@ class AliasEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_alias_events_model", "model_id", "alias"),)
+
+
+class ApiToken(Base):
+    """A bearer token of the server: its role and the sha256 of its secret, never the secret.
+
+    ``prefix`` is the public part of the token (``lml_<prefix>_<secret>``) that finds the row;
+    a revoked token keeps its row (and name) for the record.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # predict | admin
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_api_tokens_name"),
+        UniqueConstraint("prefix", name="uq_api_tokens_prefix"),
+    )
