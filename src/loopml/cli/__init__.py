@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, models, runs, train
+from loopml.cli import data, db, gc, models, runs, tokens, train
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -39,6 +39,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="tokens")
 app.command("init")(train.init)
 app.command("train")(train.train)
 app.command("gc")(gc.gc)
