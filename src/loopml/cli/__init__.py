@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, models, runs, tokens, train
+from loopml.cli import data, db, gc, models, runs, serve, tokens, train
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -42,6 +42,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
 app.command("init")(train.init)
 app.command("train")(train.train)
+app.command("serve")(serve.serve)
 app.command("gc")(gc.gc)
 
 
