@@ -53,6 +53,11 @@ class AuthError(LoopmlError):
     status_code = 401
     headers: dict[str, str] = {"WWW-Authenticate": _REALM}
 
+    @property
+    def status(self) -> int:
+        """The HTTP status, under the name serve's other errors use."""
+        return self.status_code
+
 
 class Unauthorized(AuthError):
     """No usable bearer token: missing, another scheme, malformed, unknown or revoked (401)."""
