@@ -382,8 +382,8 @@ def _feedback_records(body: Any) -> list[dict[str, Any]]:
         if isinstance(label, dict | list):
             raise RequestError("a label must be a number, text or true/false")
     now = datetime.now(UTC)
-    return [{"request_id": body["request_id"], "row": row, "ts": now,
-             "label": json.dumps(label)} for row, label in zip(rows, labels, strict=True)]
+    return [{"request_id": body["request_id"], "row": row, "ts": now, "label": label}
+            for row, label in zip(rows, labels, strict=True)]
 
 
 def _log(state: _State, request_id: str, served: Served, raw: dict[str, list[Any]],
@@ -395,24 +395,16 @@ def _log(state: _State, request_id: str, served: Served, raw: dict[str, list[Any
         return
     now = datetime.now(UTC)
     names = list(raw)
-    records = []
-    for row, prediction in enumerate(result.predictions):
-        inputs = {name: _json_safe(raw[name][row]) for name in names}
-        records.append({
-            "request_id": request_id, "row": row, "ts": now, "model": state.name,
-            "version": served.version, "flavour": served.flavour, "latency_ms": latency_ms,
-            "prediction": json.dumps(_plain([prediction])[0]),
-            "probabilities": None if result.probabilities is None
-            else result.probabilities[row].tolist(),
-            "inputs": json.dumps(inputs, ensure_ascii=False, allow_nan=False)})
+    probabilities = result.probabilities
+    # Plain values only: the log's writer thread turns them into JSON, off the request path.
+    records = [{"request_id": request_id, "row": row, "ts": now, "model": state.name,
+                "version": served.version, "flavour": served.flavour, "latency_ms": latency_ms,
+                "prediction": prediction,
+                "probabilities": None if probabilities is None else probabilities[row],
+                "inputs": {name: raw[name][row] for name in names}}
+               for row, prediction in enumerate(result.predictions)]
     if not state.log.write(records):
         state.metrics.log_dropped.inc(len(records))
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 SETTINGS_ENV = "LOOPML_SERVE_SETTINGS"
