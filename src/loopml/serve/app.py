@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request  # at module level: FastAPI reads the string annotations here
 
-from loopml.errors import InvalidInput, LoopmlError, NotFound
+from loopml.errors import InvalidInput, LoopmlError, NotFound, StoreError
 from loopml.serve.inputs import RequestError
 
 if TYPE_CHECKING:
@@ -223,8 +223,9 @@ def _routes(app: FastAPI, state: _State) -> None:
             raise NotFound(f"no model {name!r} here; this server serves {state.name!r}")
 
     async def guard(request: Request, need: str) -> None:
-        if state.auth is not None:
-            state.auth.check(request.headers.get("authorization"), need=need)
+        if state.auth is not None:  # a cache miss reads the store: off the event loop
+            await asyncio.to_thread(state.auth.check, request.headers.get("authorization"),
+                                    need=need)
 
     async def answer(route: str, request: Request, work: Any) -> Any:
         """Run ``work``; map loopml's errors to status codes; count and time every answer."""
@@ -253,9 +254,13 @@ def _routes(app: FastAPI, state: _State) -> None:
             mapped = getattr(exc, "status", None)
             if mapped in (401, 403, 503):
                 status, kind = mapped, "auth" if mapped != 503 else "busy"
-                headers = {"WWW-Authenticate": "Bearer"} if mapped == 401 else \
-                    {"Retry-After": "1"} if mapped == 503 else None
+                headers = getattr(exc, "headers", None) or \
+                    ({"Retry-After": "1"} if mapped == 503 else None)
                 return _error(mapped, str(exc), headers)
+            if isinstance(exc, StoreError):  # the metadata store is down: try again later
+                status, kind = 503, "store"
+                return _error(503, "the metadata store is unavailable; retry shortly",
+                              {"Retry-After": "5"})
             status, kind = 500, "model"
             return _error(500, "the model failed to answer; see the server log")
         except Exception:  # a bug: answer 500 without leaking anything of the request
