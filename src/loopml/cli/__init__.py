@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, models, runs, serve, tokens, train
+from loopml.cli import data, db, gc, models, predict, runs, serve, tokens, train
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -44,6 +44,7 @@ app.command("init")(train.init)
 app.command("train")(train.train)
 app.command("serve")(serve.serve)
 app.command("gc")(gc.gc)
+app.command("predict")(predict.predict)
 
 
 def main() -> None:
