@@ -164,6 +164,7 @@ def test_demo_runs_the_loop_so_far(tmp_path):  # ~1 min: two trainings, ONNX, ga
                                 home=tmp_path / "demo").stdout)
     assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == \
         [(None, 1, "moved"), (1, 2, "refused")]  # the weaker challenger is refused
+    assert "prediction log: 402 rows" in result.stdout  # 2 + 400 served requests, all logged
     parent = next(r for r in runs if r["id"] == champion["run_id"])
     assert parent["status"] == "FINISHED" and parent["metrics"]["test_roc_auc"] > 0.65
     assert sum(r["parent_id"] == parent["id"] for r in runs) >= 4  # the search's trials
