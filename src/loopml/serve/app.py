@@ -21,12 +21,19 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from fastapi import Request  # at module level: FastAPI reads the string annotations here
+from fastapi.responses import JSONResponse, Response
 
 from loopml.errors import InvalidInput, LoopmlError, NotFound, StoreError
-from loopml.serve.inputs import RequestError
+from loopml.serve.batching import QueueFull
+from loopml.serve.inputs import RequestError, parse_rows
+from loopml.serve.metrics import observe
+
+# This module is imported only to serve, so what every request uses is imported once here.
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -140,8 +147,6 @@ class _State:
 
     def run_batch(self, jobs: list[Any]) -> list[tuple[Answer, Served]]:
         """Run one model call for ``jobs`` (in a worker thread); return each job's slice."""
-        import numpy as np
-
         from loopml.serve.live import Answer
 
         served = self.live.current
@@ -187,8 +192,6 @@ def _authenticator(settings: ServeSettings, workspace: Workspace) -> Any:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
-    from fastapi.responses import JSONResponse
-
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -214,8 +217,6 @@ def _json(data: bytes) -> Any:
 
 
 def _routes(app: FastAPI, state: _State) -> None:
-    from fastapi.responses import JSONResponse, Response
-
     settings = state.settings
 
     def check_name(name: str) -> None:
@@ -229,9 +230,6 @@ def _routes(app: FastAPI, state: _State) -> None:
 
     async def answer(route: str, request: Request, work: Any) -> Any:
         """Run ``work``; map loopml's errors to status codes; count and time every answer."""
-        from loopml.serve.batching import QueueFull
-        from loopml.serve.metrics import observe
-
         started = time.perf_counter()
         status, kind = 200, None
         try:
@@ -281,8 +279,6 @@ def _routes(app: FastAPI, state: _State) -> None:
             started = time.perf_counter()
             body = _json(await _body(request, settings.max_body_bytes))
             served_now = state.live.current
-            from loopml.serve.inputs import parse_rows
-
             arrays, rows, raw = parse_rows(body, served_now.columns, max_rows=settings.max_rows)
             result, served = await state.batcher.submit(arrays, raw, rows)
             request_id = uuid.uuid4().hex
@@ -368,8 +364,6 @@ def _plain(values: list[Any]) -> list[Any]:
 
 
 def _feedback_records(body: Any) -> list[dict[str, Any]]:
-    from datetime import UTC, datetime
-
     if not isinstance(body, dict) or not isinstance(body.get("request_id"), str) \
             or not body["request_id"]:
         raise RequestError("feedback needs {\"request_id\": \"…\", \"labels\": [one per row]} "
@@ -394,8 +388,6 @@ def _feedback_records(body: Any) -> list[dict[str, Any]]:
 def _log(state: _State, request_id: str, served: Served, raw: dict[str, list[Any]],
          result: Answer, latency_ms: float) -> None:
     """Hand the request's rows to the prediction log (a queue: never waits)."""
-    from datetime import UTC, datetime
-
     if state.log is None:
         return
     now = datetime.now(UTC)
