@@ -141,8 +141,11 @@ def to_json(value: Any) -> str:
     >>> to_json({"ü x": float("nan"), "n": [1, 2.5]})
     '{"ü x":null,"n":[1,2.5]}'
     """
-    text = json.dumps(_plain(value), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"))
+    try:  # plain values (the usual case) need no walk through _plain
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):  # NaN, numpy, dates ...
+        text = json.dumps(_plain(value), ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":"))
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -342,6 +345,11 @@ class PredictionLog:
                                f"got {self.flush_seconds!r}")
         self._sink = _sink_for(self.folder, self.kind)
         self._sink.open()
+        # Import now what the first flush needs (pyarrow.parquet; pa.array imports pandas):
+        # ~0.5 s of imports in the writer thread would hold the GIL while serving.
+        import pyarrow.parquet  # noqa: F401
+
+        _rows_table([], KINDS[self.kind])
         self._thread = threading.Thread(target=self._run, name=f"loopml-{self.kind}-log",
                                         daemon=True)
         self._thread.start()
