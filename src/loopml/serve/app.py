@@ -146,10 +146,25 @@ class _State:
                 self.metrics.errors.labels("reload").inc()  # keep serving the loaded one
 
     def run_batch(self, jobs: list[Any]) -> list[tuple[Answer, Served]]:
-        """Run one model call for ``jobs`` (in a worker thread); return each job's slice."""
+        """Run ``jobs`` (in a worker thread): one model call per version; each job's slice.
+
+        A job runs on the version its rows were checked against, so a hot swap between
+        checking and running never feeds a model rows of another signature.
+        """
+        groups: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(id(job.model), []).append(index)
+        out: list[Any] = [None] * len(jobs)
+        for indices in groups.values():
+            for index, result in zip(indices, self._run_one(
+                    [jobs[i] for i in indices]), strict=True):
+                out[index] = result
+        return out
+
+    def _run_one(self, jobs: list[Any]) -> list[tuple[Answer, Served]]:
         from loopml.serve.live import Answer
 
-        served = self.live.current
+        served = jobs[0].model or self.live.current
         if len(jobs) == 1:
             arrays, raw = jobs[0].arrays, jobs[0].raw
         else:
@@ -280,7 +295,7 @@ def _routes(app: FastAPI, state: _State) -> None:
             body = _json(await _body(request, settings.max_body_bytes))
             served_now = state.live.current
             arrays, rows, raw = parse_rows(body, served_now.columns, max_rows=settings.max_rows)
-            result, served = await state.batcher.submit(arrays, raw, rows)
+            result, served = await state.batcher.submit(arrays, raw, rows, model=served_now)
             request_id = uuid.uuid4().hex
             out: dict[str, Any] = {"request_id": request_id, "model": state.name,
                                    "version": served.version, "flavour": served.flavour,

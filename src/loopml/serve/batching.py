@@ -35,6 +35,7 @@ class Job:
     raw: dict[str, list[Any]]
     rows: int
     future: asyncio.Future[Any]
+    model: Any = None  # what the rows were checked against: the batch runs that one
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -72,14 +73,15 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_exception(QueueFull("the server is shutting down"))
 
-    async def submit(self, arrays: Columns, raw: dict[str, list[Any]], rows: int) -> Any:
+    async def submit(self, arrays: Columns, raw: dict[str, list[Any]], rows: int, *,
+                     model: Any = None) -> Any:
         """Return the result for one request's rows once its batch has run."""
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not awaited")
         if self.queued_rows + rows > self.max_queue_rows and self.queued_rows > 0:
             raise QueueFull(f"{self.queued_rows} rows are waiting (limit "
                             f"{self.max_queue_rows}); retry shortly")
-        job = Job(arrays, raw, rows, asyncio.get_running_loop().create_future())
+        job = Job(arrays, raw, rows, asyncio.get_running_loop().create_future(), model=model)
         self.queued_rows += rows
         self._queue.put_nowait(job)
         return await job.future

@@ -232,7 +232,7 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
             import time
 
             started = time.perf_counter()
-            result, served = await state.batcher.submit(arrays, raw, rows)
+            result, served = await state.batcher.submit(arrays, raw, rows, model=served_now)
             request_id = payload.get("id") if isinstance(payload.get("id"), str) \
                 else uuid.uuid4().hex
             if served.task == "regression":
