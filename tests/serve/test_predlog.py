@@ -292,13 +292,16 @@ def test_bad_records_are_rejected_alone(tmp_path):
 
 
 def test_ts_since_until_and_feedback(tmp_path):
+    np = pytest.importorskip("numpy")
     log = PredictionLog(tmp_path, kind="feedback", flush_seconds=0.01).start()
     log.write([{"request_id": "a", "row": None, "ts": 1000.0, "label": "yes"},
                {"request_id": "b", "row": 1, "ts": datetime(1970, 1, 1, 0, 33, 20),  # 2000 s
                 "label": 3.5},
                {"request_id": "c", "row": 0, "ts": datetime.fromtimestamp(3000, UTC),
                 "label": None},
-               {"request_id": "d", "label": [1, 2]}])  # no ts: the time of write
+               {"request_id": "d", "label": [1, 2]},  # no ts: the time of write
+               {"request_id": "e", "row": np.int64(2), "ts": np.datetime64("1970-01-01T00:40"),
+                "label": np.float64(0.5)}])
     assert log.close()
     table = read_log(tmp_path, kind="feedback")
     assert table.schema.equals(FEEDBACK_SCHEMA)
@@ -307,9 +310,11 @@ def test_ts_since_until_and_feedback(tmp_path):
     assert rows["b"]["ts"] == datetime(1970, 1, 1, 0, 33, 20, tzinfo=UTC)
     assert rows["c"]["label"] == "null" and rows["d"]["label"] == "[1,2]"
     assert abs(rows["d"]["ts"] - datetime.now(UTC)) < timedelta(minutes=5)
+    assert rows["e"]["ts"] == datetime.fromtimestamp(2400, UTC)
+    assert rows["e"]["row"] == 2 and rows["e"]["label"] == "0.5"
 
     window = read_log(tmp_path, kind="feedback", since=1500, until=3000)
-    assert window.column("request_id").to_pylist() == ["b"]
+    assert sorted(window.column("request_id").to_pylist()) == ["b", "e"]
     assert read_log(tmp_path, kind="feedback",
                     since=datetime.now(UTC) + timedelta(days=2)).num_rows == 0
     assert read_log(tmp_path).num_rows == 0  # no predictions logged
@@ -349,3 +354,45 @@ def test_fsspec_memory_url(tmp_path):
 def test_bad_settings_are_refused_at_start(tmp_path, settings):
     with pytest.raises(InvalidInput, match=next(iter(settings))):
         PredictionLog(tmp_path, **settings).start()
+
+
+class _FailingLog(PredictionLog):
+    """A log whose segment writes fail ``failures`` times (forever if None), then succeed."""
+
+    def __init__(self, folder, *, failures: int | None, **kw):
+        super().__init__(folder, **kw)
+        self.failures = failures
+        self.calls = 0
+
+    def _write_segment(self, table: pa.Table) -> str:
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            raise OSError(28, "No space left on device")
+        return super()._write_segment(table)
+
+
+def test_a_failed_segment_write_is_retried_without_duplicates(tmp_path):
+    log = _FailingLog(tmp_path, failures=2, flush_rows=4, flush_seconds=3600).start()
+    log.write(_records("a", 4))
+    _wait_for(lambda: log.written == 4)
+    assert log.calls == 3 and log.last_error is None
+    log.write(_records("b", 2))
+    assert log.close()
+    table = read_log(tmp_path)
+    assert sorted(table.column("request_id").to_pylist()) == ["a"] * 4 + ["b"] * 2
+
+
+def test_close_gives_up_on_a_broken_folder_and_says_so(tmp_path, caplog):
+    log = _FailingLog(tmp_path, failures=None, flush_rows=2, flush_seconds=3600).start()
+    log.write(_records("a", 3))
+    with caplog.at_level("ERROR", logger="loopml.serve.predlog"):
+        assert not log.close(timeout=0.3)
+    assert log.dropped == 3 and log.written == 0 and log.queued == 0
+    assert "No space left" in log.last_error
+    assert "3 rows unwritten" in caplog.text
+
+
+def test_reader_bounds_must_be_times(tmp_path):
+    with pytest.raises(InvalidInput, match="since"):
+        read_log(tmp_path, since="yesterday")
+    assert read_log(tmp_path, since=1e15).num_rows == 0  # beyond year 9999: nothing, no crash

@@ -39,6 +39,7 @@ import contextlib
 import json
 import logging
 import math
+import numbers
 import os
 import re
 import secrets
@@ -185,10 +186,12 @@ def _micros(value: Any) -> int:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return (value - _EPOCH) // timedelta(microseconds=1)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ValueError("ts is not a finite number")
-        return round(value * 1_000_000)
+        return round(float(value) * 1_000_000)
+    if getattr(getattr(value, "dtype", None), "kind", None) == "M":  # numpy datetime64
+        return int(value.astype("datetime64[us]").astype("int64"))
     raise TypeError(f"ts must be a datetime or epoch seconds, not {type(value).__name__}")
 
 
@@ -289,6 +292,7 @@ class PredictionLog:
         self._dropped = 0
         self._rejected = 0
         self._segments = 0
+        self._lost = 0
         self._closing = False
         self._give_up_at = math.inf
         self._thread: threading.Thread | None = None
@@ -388,14 +392,13 @@ class PredictionLog:
             self._closing = True
             self._give_up_at = time.monotonic() + timeout
             self._cond.notify()
-        if self._thread is None:
+        if self._thread is None:  # never started: nothing can write what was queued
             with self._cond:
-                self._dropped += self._pending_rows
-                self._pending.clear()
-                self._pending_rows = 0
-            return self._dropped == 0
-        self._thread.join(timeout + 1.0)
-        return self.queued == 0 and not self._thread.is_alive()
+                self._abandon(0)
+        else:
+            self._thread.join(timeout + 1.0)
+        return self._lost == 0 and self.queued == 0 and not (
+            self._thread is not None and self._thread.is_alive())
 
     # -- the writer thread
 
@@ -460,11 +463,14 @@ class PredictionLog:
     def _abandon(self, inflight: int) -> None:
         """Count what is still queued as dropped (called with the lock held, when giving up)."""
         lost = inflight + self._pending_rows
+        if not lost:
+            return
         self._dropped += lost
+        self._lost += lost
         self._inflight_rows -= inflight
         self._pending.clear()
         self._pending_rows = 0
-        log.error("prediction log %s: closed with %d rows unwritten", self._sink.where, lost)
+        log.error("prediction log %s: closed with %d rows unwritten", self.folder, lost)
 
     def _table(self, batches: list[_Batch]) -> pa.Table:
         """Return the batches' records as one table; unconvertible records are left out."""
@@ -475,7 +481,7 @@ class PredictionLog:
             for record in batch.records:
                 try:
                     rows.append(make(record, batch.ts_us))
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                except Exception as exc:  # whatever is wrong with one record costs it alone
                     # the field's name only: a value may be personal data
                     what = (f"missing field {exc}" if isinstance(exc, KeyError)
                             else type(exc).__name__)
@@ -612,9 +618,14 @@ class _LocalSink:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
                 raise
-        _fsync_dir(final_dir)
-        if final_dir != tmp_dir:
-            _fsync_dir(tmp_dir)
+        # The segment is published: a failure from here on must not make the writer retry
+        # (the rows would be written twice), so it is only logged.
+        try:
+            _fsync_dir(final_dir)
+            if final_dir != tmp_dir:
+                _fsync_dir(tmp_dir)
+        except OSError as exc:
+            log.warning("prediction log %s: cannot fsync %s (%s)", self.where, final_dir, exc)
         return str(final_dir / name)
 
 
@@ -626,6 +637,7 @@ class _FsspecSink:
         self.base = f"{base.rstrip('/')}/{kind}"
         self.where = f"{url.rstrip('/')}/{kind}"
         self._names = _Namer()
+        self._retry: tuple[pa.Table, int, str] | None = None
 
     def open(self) -> None:
         try:
@@ -636,10 +648,17 @@ class _FsspecSink:
 
     def publish(self, table: pa.Table) -> str:
         data = _parquet_bytes(table)
-        ms, name = self._names.next()
+        # A retry of the same table keeps its name: a PUT that landed but answered an
+        # error is then overwritten, not written twice under a second name.
+        if self._retry is not None and self._retry[0] is table:
+            _, ms, name = self._retry
+        else:
+            ms, name = self._names.next()
+            self._retry = (table, ms, name)
         folder = f"{self.base}/{_day(ms)}"
         self.fs.makedirs(folder, exist_ok=True)
         self.fs.pipe_file(f"{folder}/{name}", data.to_pybytes())
+        self._retry = None
         return f"{folder}/{name}"
 
 
@@ -700,8 +719,14 @@ class Segment:
 Skipped = list[tuple[str, str]]
 
 
-def _as_ms(when: datetime | float | None) -> int | None:
-    return None if when is None else _micros(when) // 1000
+def _bound_us(when: datetime | float | None, what: str) -> int | None:
+    """Return a reader's time bound as epoch microseconds (None stays None)."""
+    if when is None:
+        return None
+    try:
+        return _micros(when)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{what} must be a datetime or epoch seconds, got {when!r}") from exc
 
 
 def _kind_schema(kind: str) -> pa.Schema:
@@ -723,10 +748,11 @@ def list_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
     _kind_schema(kind)
     fs, base = _split(folder)
     root = f"{base.rstrip('/')}/{kind}"
-    since_ms = _as_ms(since)
+    since_us = _bound_us(since, "since")
+    since_ms = None if since_us is None else since_us // 1000
     newest_ms = (time.time_ns() // 1_000_000 - round(settle_seconds * 1000)
                  if settle_seconds > 0 else None)
-    first_day = None if since_ms is None else _day(since_ms)
+    first_day = None if since_ms is None else _day_clamped(since_ms)
     if after is not None and _SEGMENT.match(after):
         after_day = _day(int(after[:13]))
         first_day = after_day if first_day is None else max(first_day, after_day)
@@ -749,6 +775,14 @@ def list_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
             found.append(Segment(name, path))
     found.sort()
     return found
+
+
+def _day_clamped(epoch_ms: int) -> str:
+    """Return the UTC day of ``epoch_ms``, or the first/last day a datetime can hold."""
+    try:
+        return _day(epoch_ms)
+    except (OverflowError, ValueError, OSError):
+        return "9999-12-31" if epoch_ms > 0 else "0001-01-01"
 
 
 def _days(fs: AbstractFileSystem | None, root: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
@@ -815,8 +849,8 @@ def iter_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
     import pyarrow.compute as pc
 
     fs, _ = _split(folder)
-    since_us = None if since is None else _micros(since)
-    until_us = None if until is None else _micros(until)
+    since_us = _bound_us(since, "since")
+    until_us = _bound_us(until, "until")
     for segment in list_segments(folder, kind=kind, since=since, after=after,
                                  settle_seconds=settle_seconds, skipped=skipped):
         try:
