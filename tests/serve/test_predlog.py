@@ -396,3 +396,15 @@ def test_reader_bounds_must_be_times(tmp_path):
     with pytest.raises(InvalidInput, match="since"):
         read_log(tmp_path, since="yesterday")
     assert read_log(tmp_path, since=1e15).num_rows == 0  # beyond year 9999: nothing, no crash
+
+
+def test_a_folder_removed_under_the_writer_is_made_again(tmp_path):
+    import shutil
+
+    log = PredictionLog(tmp_path / "log", flush_rows=2, flush_seconds=3600).start()
+    log.write(_records("a", 2))
+    _wait_for(lambda: log.written == 2)
+    shutil.rmtree(tmp_path / "log")  # e.g. an over-eager retention job
+    log.write(_records("b", 2))
+    assert log.close()
+    assert read_log(tmp_path / "log").column("request_id").to_pylist() == ["b", "b"]

@@ -593,6 +593,13 @@ class _LocalSink:
                         path.unlink()
 
     def publish(self, table: pa.Table) -> str:
+        try:
+            return self._publish(table)
+        except OSError:
+            self._known.clear()  # a folder removed under us is made again on the retry
+            raise
+
+    def _publish(self, table: pa.Table) -> str:
         import pyarrow.parquet as pq
 
         from loopml.artifacts.backends import lock_file
