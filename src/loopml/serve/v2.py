@@ -208,9 +208,7 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
                     "datatype": {"type": "string"}, "data": {"type": "array"}}}},
             "outputs": {"type": "array", "items": {"type": "object"}}}}}}}}
 
-    @app.post("/v2/models/{name}/infer", openapi_extra=body_schema)
-    @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=body_schema)
-    async def infer(name: str, request: Request, version: str | None = None) -> Any:
+    async def infer_tensors(name: str, request: Request, version: str | None) -> Any:
         async def work() -> Any:
             from loopml.serve.app import _body, _log, _plain
             from loopml.serve.inputs import parse_rows
@@ -257,3 +255,10 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
             return JSONResponse({"model_name": state.name, "model_version": str(served.version),
                                  "id": request_id, "outputs": outputs})
         return await answer("v2_infer", request, work)
+
+    @app.post("/v2/models/{name}/infer", openapi_extra=body_schema)
+    @app.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=body_schema)
+    async def infer(name: str, request: Request, version: str | None = None) -> Any:
+        return await infer_tensors(name, request, version)
+
+    state.fast["infer"] = infer_tensors
