@@ -173,15 +173,29 @@ class _Scorer:
         return fields + [pa.field(name, pa.float64()) for name in self.probabilities]
 
     def __call__(self, table: pa.Table, *, first_row: int | None = None) -> pa.Table:
+        return self.finish(table, self.prepare(table, first_row=first_row))
+
+    def prepare(self, table: pa.Table, *, first_row: int | None = None) -> Any:
+        """Return the model's input for ``table``: ONNX feeds, or a pandas frame."""
         import pyarrow as pa
 
         columns = self._model_inputs(table, first_row)
+        if self.onnx:
+            return onnx_feeds(columns, self.model.signature)
+        return pa.table(columns).to_pandas()
+
+    def finish(self, table: pa.Table, prepared: Any) -> pa.Table:
+        """Return ``table``'s kept columns with the model's answers on ``prepared`` added."""
+        import numpy as np
+        import pyarrow as pa
+
         if self.task == "regression":
-            values = self._values(columns)
-            out = {PREDICTION: pa.array(values, type=pa.float64())}
+            values = self._run_onnx(prepared)[:, 0] if self.onnx else \
+                self.model.predict(prepared)
+            out = {PREDICTION: pa.array(np.asarray(values, dtype=np.float64))}
         else:
-            proba = self._proba(columns)
-            labels = self._labels(proba, columns)
+            proba = self._proba(prepared)
+            labels = self._labels(proba, prepared)
             out = {PREDICTION: pa.array(labels, type=self._label_type())}
             out.update({name: pa.array(proba[:, i], type=pa.float64())
                         for i, name in enumerate(self.probabilities)})
@@ -202,16 +216,11 @@ class _Scorer:
 
     def _model_inputs(self, table: pa.Table, first_row: int | None) -> dict[str, Any]:
         """Return the model's columns, numbers checked: a text value is a clear error."""
-        import pyarrow as pa
-
         columns = {}
         for name in self.inputs:
             column = table.column(name)
             if self.kinds.get(name) == "number" and not _numeric(column.type):
                 column = self._as_numbers(name, column, first_row)
-            elif self.onnx and self.kinds.get(name) == "number" and \
-                    column.type != pa.float64():
-                column = column.cast(pa.float64())
             columns[name] = column
         return columns
 
@@ -233,44 +242,28 @@ class _Scorer:
                            f"{column.type} values the model cannot use ({int(bad.sum())} in "
                            "this chunk); fix the file or convert the column to numbers")
 
-    def _frame(self, columns: dict[str, Any]) -> Any:
-        import pyarrow as pa
-
-        return pa.table(columns).to_pandas()
-
-    def _values(self, columns: dict[str, Any]) -> np.ndarray:
-        import numpy as np
-
-        if self.onnx:
-            return np.asarray(self._run_onnx(columns)[:, 0], dtype=np.float64)
-        return np.asarray(self.model.predict(self._frame(columns)), dtype=np.float64)
-
-    def _proba(self, columns: dict[str, Any]) -> np.ndarray:
+    def _proba(self, prepared: Any) -> np.ndarray:
         import numpy as np
 
         if not self.onnx:
-            self._frame_cache = self._frame(columns)
-            return np.asarray(self.model.predict_proba(self._frame_cache), dtype=np.float64)
+            return np.asarray(self.model.predict_proba(prepared), dtype=np.float64)
         # as OnnxModel.predict_proba: float64 rows renormalised when they already sum to ~1
-        proba = np.asarray(self._run_onnx(columns), dtype=np.float64)
+        proba = np.asarray(self._run_onnx(prepared), dtype=np.float64)
         sums = proba.sum(axis=1, keepdims=True)
         return np.where(np.abs(sums - 1.0) <= 1e-4, proba / np.where(sums == 0, 1.0, sums),
                         proba)
 
-    def _labels(self, proba: np.ndarray, columns: dict[str, Any]) -> np.ndarray:
+    def _labels(self, proba: np.ndarray, prepared: Any) -> np.ndarray:
         threshold = getattr(self.model, "threshold", None)
         if threshold is None:  # not a loopml model: its own predict decides
-            frame = getattr(self, "_frame_cache", None)
-            return self.model.predict(frame if frame is not None else self._frame(columns))
+            return self.model.predict(prepared)
         # the rule of TrainedModel.predict and OnnxModel.predict, without a second pass
         if self.task == "binary":
             return self.classes[(proba[:, 1] >= threshold).astype(int)]
         return self.classes[proba.argmax(axis=1)]
 
-    def _run_onnx(self, columns: dict[str, Any]) -> np.ndarray:
-        signature = self.model.signature
-        output = next(iter(signature["outputs"].values()))
-        feeds = onnx_feeds(columns, signature)
+    def _run_onnx(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        output = next(iter(self.model.signature["outputs"].values()))
         return self.model.session.run([output], feeds)[0]
 
 
@@ -493,12 +486,19 @@ class _Job:
     def _score_local(self, writer: _Writer, schema: pa.Schema) -> int:
         total = self.total_rows()
         done = 0
-        for chunk in rechunk(self.batches(schema), self.chunk_rows):
-            writer.write(self.scorer(chunk, first_row=done))
+        for chunk, prepared in _ahead(self._prepared(schema)):
+            writer.write(self.scorer.finish(chunk, prepared))
             done += chunk.num_rows
             if self.on_progress is not None:
                 self.on_progress(done, total)
         return done
+
+    def _prepared(self, schema: pa.Schema) -> Iterator[tuple[pa.Table, Any]]:
+        """Yield each chunk with the model's input made from it (run ahead in a thread)."""
+        first = 0
+        for chunk in rechunk(self.batches(schema), self.chunk_rows):
+            yield chunk, self.scorer.prepare(chunk, first_row=first)
+            first += chunk.num_rows
 
     # Ray backend
 
@@ -641,6 +641,28 @@ def _parses(text: str, kind: type) -> bool:
     return True
 
 
+def _ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """Yield ``items`` with the next one made in a thread meanwhile (one at most).
+
+    Reading, parsing and preparing the next chunk overlap the model's run on this one
+    (onnxruntime, pyarrow and numpy release the GIL); an error there is raised here.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-batch-read")
+    try:
+        pending = pool.submit(next, items, end)
+        while (item := pending.result()) is not end:
+            pending = pool.submit(next, items, end)
+            yield item
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the thread is done with ``items``
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
 def rechunk(batches: Iterable[Any], rows: int) -> Iterator[pa.Table]:
     """Yield tables of exactly ``rows`` rows (the last one shorter) from record ``batches``."""
     import pyarrow as pa
@@ -668,14 +690,22 @@ def _output_schema(schema: pa.Schema, scorer: _Scorer) -> pa.Schema:
 
 
 class _Writer:
-    """A streaming CSV or Parquet writer of a fixed schema on one path."""
+    """A streaming CSV or Parquet writer of a fixed schema on one path.
+
+    Each table is written in a thread while the next chunk is scored (encoding and
+    compression overlap the model); one write at most is in flight, so memory stays bounded.
+    """
 
     def __init__(self, path: Path, out_format: str, schema: pa.Schema) -> None:
         self.path, self.format, self.schema = path, out_format, schema
         self._sink: Any = None
         self._writer: Any = None
+        self._pool: Any = None
+        self._pending: Any = None
 
     def __enter__(self) -> _Writer:
+        from concurrent.futures import ThreadPoolExecutor
+
         import pyarrow as pa
 
         if self.format == "parquet":
@@ -688,17 +718,29 @@ class _Writer:
             gz = self.path.name.lower().endswith(".gz")
             self._sink = pa.output_stream(self.path, compression="gzip" if gz else None)
             self._writer = csv.CSVWriter(self._sink, self.schema)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="loopml-batch-write")
         return self
 
     def write(self, table: pa.Table) -> None:
         if table.schema != self.schema:
             table = table.cast(self.schema)
-        self._writer.write_table(table)
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table)
 
-    def __exit__(self, *exc: object) -> None:
-        self._writer.close()
-        if self._sink is not None:
-            self._sink.close()
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # an error of the write is raised here
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        try:
+            if kind is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._writer.close()
+            if self._sink is not None:
+                self._sink.close()
 
 
 def _write_atomically(target: Path, *, overwrite: bool, write: Callable[[Path], int]) -> int:
