@@ -51,7 +51,7 @@ def credit_workspace(root: Path, *, versions: int = 2, rows: int = 600) -> Path:
         config = ProjectConfig.model_validate({
             "project": {"name": "credit"},
             "data": {"dataset": "credit", "source": str(source), "target": "default",
-                     "pii": {"email": "hash"}},
+                     "sensitive": ["gender"], "pii": {"email": "hash"}},
             "train": {"candidates": ["logistic"], "trials": 1, "n_jobs": 1,
                       "seed": 5 + version, "cv_folds": 3},
         })

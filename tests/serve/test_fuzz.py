@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import credit_workspace, http_request, input_columns, start_server
+from server_helpers import (
+    credit_workspace,
+    http_request,
+    input_columns,
+    start_server,
+    valid_records,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +173,58 @@ def test_near_valid_rows_get_an_answer_or_a_4xx_never_a_5xx(served):
 
     check()
     assert seen.get(200, 0) > 0 and len(seen) > 1, seen  # both valid and refused rows were sent
+
+
+# ----------------------------------------------------------------------------- found by hand
+
+
+def _v2(record: dict[str, Any], **extra: Any) -> str:
+    inputs = [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64",
+               "data": [v]} for k, v in record.items()]
+    return json.dumps({"inputs": inputs, **extra})
+
+
+def _with(record: dict[str, Any], kind: str, value: Any) -> str:
+    """Return ``[record]`` as JSON with its first column of ``kind`` set to ``value``."""
+    name = next(k for k, v in record.items() if isinstance(v, float if kind == "float" else int)
+                and not isinstance(v, bool))
+    return json.dumps([{**record, name: value}])
+
+
+_SERVER_ERROR = "answers 500 today; the server must refuse it with a 4xx"
+PREDICT, INFER = "/v1/models/credit/predict", "/v2/models/credit/infer"
+# (name, path, the body as sent, made from one valid record)
+EDGE_REQUESTS = [
+    pytest.param("nan", PREDICT, lambda r: _with(r, "float", float("nan"))),
+    pytest.param("deep-nesting", PREDICT, lambda r: "[" * 100_000 + "]" * 100_000),
+    pytest.param("v2-huge-shape", INFER, lambda r: json.dumps({"inputs": [{
+        "name": next(iter(r)), "shape": [10**30], "datatype": "FP64", "data": [1]}]})),
+    pytest.param("1e400", PREDICT,  # plain JSON, which Python reads as inf
+                 lambda r: _with(r, "float", 1.5).replace("1.5", "1e400"),
+                 marks=pytest.mark.xfail(strict=True, reason=f"inf reaches the model: "
+                                                             f"{_SERVER_ERROR}")),
+    pytest.param("infinity", PREDICT, lambda r: _with(r, "float", float("inf")),
+                 marks=pytest.mark.xfail(strict=True, reason=f"inf reaches the model: "
+                                                             f"{_SERVER_ERROR}")),
+    pytest.param("int-over-float", PREDICT, lambda r: _with(r, "int", 10**400),
+                 marks=pytest.mark.xfail(strict=True, reason="OverflowError in inputs.convert "
+                                                             f"float(value): {_SERVER_ERROR}")),
+    pytest.param("v2-output-name-list", INFER, lambda r: _v2(r, outputs=[{"name": [1]}]),
+                 marks=pytest.mark.xfail(strict=True, reason="unhashable output name in v2 "
+                                                             f"infer: {_SERVER_ERROR}")),
+    pytest.param("v2-id-lone-surrogate", INFER, lambda r: _v2(r, id="\ud800"),
+                 marks=pytest.mark.xfail(strict=True, reason="the id cannot be encoded in the "
+                                                             f"answer: {_SERVER_ERROR}")),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "make_body"),
+                         [pytest.param(*p.values, marks=p.marks, id=p.values[0])
+                          for p in EDGE_REQUESTS])
+def test_edge_requests_are_refused_with_a_4xx(served, case, path, make_body):
+    server, columns = served
+    record = valid_records(columns, 1, seed=3)[0]
+    body = make_body(record).encode("utf-8", "surrogatepass")
+    status, answer = http_request("POST", server.port, path, body)
+    assert 400 <= status < 500, (case, status, answer[:300])
+    assert json.loads(answer)["error"]
