@@ -60,7 +60,8 @@ def test_load_across_a_hot_swap_fails_nothing_and_logs_every_request_once(home, 
     Nothing fails, and the log holds each answered request exactly once, with the version
     that answered it; both versions answer.
     """
-    seconds = float(os.environ.get("LOOPML_LOAD_SECONDS", "60"))
+    # At least 10 s: the alias moves at a third of the run and the server polls every 2 s.
+    seconds = max(10.0, float(os.environ.get("LOOPML_LOAD_SECONDS", "60")))
     log_dir = tmp_path / "log"
     server = start_server(home, "credit@champion", log_dir=log_dir)
     try:
