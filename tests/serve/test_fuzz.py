@@ -8,6 +8,9 @@ Two fuzzers against one ``python -m loopml serve`` subprocess:
 - hypothesis sends rows that are almost valid for the model's signature (a value of the wrong
   type, NaN, a huge number, a missing or extra column, odd unicode), which a generic
   ``{"type": "object"}`` body schema hardly ever produces, to /v1 and /v2.
+
+Requests found by hand that answer 500 are listed in EDGE_REQUESTS as strict xfails: when the
+server is fixed they pass, and the mark must go.
 """
 
 from __future__ import annotations
