@@ -251,6 +251,40 @@ def test_a_scored_file_cannot_be_scored_again_silently(models, files, tmp_path):
         score_file(model, tmp_path / "once.csv", tmp_path / "twice.csv")
 
 
+class Flags:
+    """Any model with the loopml surface but no threshold: its own predict gives labels."""
+
+    task = "binary"
+    input_columns = ["x"]
+    classes_ = np.array([False, True], dtype=object)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        p = 1 / (1 + np.exp(-frame["x"].to_numpy(dtype=float)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.classes_[(frame["x"].to_numpy(dtype=float) > 1).astype(int)]
+
+
+def test_any_model_with_boolean_labels(tmp_path):
+    pd.DataFrame({"x": np.linspace(-3, 3, 50)}).to_csv(tmp_path / "in.csv", index=False)
+    score_file(Flags(), tmp_path / "in.csv", tmp_path / "out.parquet", chunk_rows=7)
+    out, rows = pd.read_parquet(tmp_path / "out.parquet"), pd.read_csv(tmp_path / "in.csv")
+    assert out["prediction"].tolist() == Flags().predict(rows).tolist()
+    assert list(out.columns) == ["x", "prediction", "probability_False", "probability_True"]
+
+
+def test_a_file_with_a_header_only_gives_a_header_only(models, tmp_path):
+    read_columns = ["id", *FEATURES["numeric"], *FEATURES["categorical"], "signup"]
+    (tmp_path / "in.csv").write_text(",".join(f'"{c}"' for c in read_columns) + "\n")
+    summary = score_file(models["multiclass", "onnx"], tmp_path / "in.csv",
+                         tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert summary.rows == 0 and len(out) == 0
+    assert list(out.columns) == [*read_columns, "prediction",
+                                 *output_names(models["multiclass", "onnx"].classes_)]
+
+
 def test_an_interrupted_run_leaves_no_file(models, files, tmp_path):
     def stop(done: int, total: int | None) -> None:
         if done >= 100:

@@ -44,8 +44,9 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # pyarrow infers CSV column types from the first block, and its reader keeps about 32 blocks
 # read ahead whatever the file's size: 1 MiB blocks bound that to ~40 MB
 BLOCK_BYTES = 1 << 20
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): "
-                         r"invalid value '(.*)'", re.DOTALL)
+# the value runs to the end of its line: Ray's copy of the message has a traceback after it
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:\n]+): "
+                         r"invalid value '(.*)'$", re.MULTILINE)
 
 Progress = Callable[[int, "int | None"], None]
 """Called after each chunk with the rows written so far and the total when known."""
@@ -164,12 +165,13 @@ class _Scorer:
             "columns" in signature
         self.classes = model.classes_ if self.task != "regression" else None
         self.probabilities = output_names(self.classes) if self.classes is not None else []
+        self.label_type = self._label_type()
 
     def output_fields(self) -> list[pa.Field]:
         """Return the fields this scorer appends: prediction, then probabilities."""
         import pyarrow as pa
 
-        fields = [pa.field(PREDICTION, self._label_type())]
+        fields = [pa.field(PREDICTION, self.label_type)]
         return fields + [pa.field(name, pa.float64()) for name in self.probabilities]
 
     def __call__(self, table: pa.Table, *, first_row: int | None = None) -> pa.Table:
@@ -196,7 +198,11 @@ class _Scorer:
         else:
             proba = self._proba(prepared)
             labels = self._labels(proba, prepared)
-            out = {PREDICTION: pa.array(labels, type=self._label_type())}
+            try:
+                prediction = pa.array(labels, type=self.label_type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # labels of mixed kinds, as text
+                prediction = pa.array(np.asarray(labels).astype(str))
+            out = {PREDICTION: prediction}
             out.update({name: pa.array(proba[:, i], type=pa.float64())
                         for i, name in enumerate(self.probabilities)})
         result = table.select(self.keep)
@@ -205,14 +211,17 @@ class _Scorer:
         return result
 
     def _label_type(self) -> pa.DataType:
+        """Return the Arrow type of the labels: numbers, booleans or text, as the classes."""
         import numpy as np
         import pyarrow as pa
 
         if self.classes is None:
             return pa.float64()
-        kind = np.asarray(self.classes).dtype.kind
-        return {"i": pa.int64(), "u": pa.int64(), "f": pa.float64(), "b": pa.bool_()}.get(
-            kind, pa.string())
+        try:
+            kind = pa.array(np.asarray(self.classes, dtype=object).tolist()).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds: written as text
+            return pa.string()
+        return pa.string() if pa.types.is_null(kind) else kind
 
     def _model_inputs(self, table: pa.Table, first_row: int | None) -> dict[str, Any]:
         """Return the model's columns, numbers checked: a text value is a clear error."""
@@ -518,7 +527,7 @@ class _Job:
                 fn_constructor_kwargs={"payload": _payload(self.model),
                                        "keep": self.scorer.keep, "source": str(self.source)},
                 # one CPU is left to the read tasks
-                concurrency=max(1, cpus - 1))
+                compute=ray.data.ActorPoolStrategy(size=max(1, cpus - 1)))
             total, done = self.total_rows(), 0
             for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
                 writer.write(batch)
