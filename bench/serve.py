@@ -6,7 +6,9 @@ One model, one machine, one server process each, a real load generator on loopba
   HTTP floor: what Python, the event loop and the parser cost with no model at all);
 - ``loopml``: ``loopml serve credit@1`` (ONNX flavour, micro-batching with the default
   ``--max-batch-size 256``), and ``loopml-mbs1``: the same with ``--max-batch-size 1``
-  (one model call a request);
+  (one model call a request); ``loopml-native`` and ``loopml-native-mbs1``: the same pair with
+  ``--flavour native`` (the sklearn pipeline, whose single-row call costs milliseconds, so
+  micro-batching shows when the model, not HTTP, is the limit);
 - ``mlflow``: ``mlflow models serve`` (``--env-manager local``, one worker) on the same fitted
   sklearn pipeline, saved with ``mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba")``;
 - ``bentoml`` and ``bentoml-batch``: a BentoML 1.4 service (``bench/serve_peers/
@@ -60,7 +62,8 @@ WORK = OUT / "serve"
 OUT_FILE = OUT / "serve.json"
 PEERS = HERE / "serve_peers"
 ROWS, SEED, TARGET, NAME = 20_000, 7, "default", "credit"
-SERVERS = ["bare", "loopml", "loopml-mbs1", "mlflow", "bentoml", "bentoml-batch"]
+SERVERS = ["bare", "loopml", "loopml-mbs1", "mlflow", "bentoml", "bentoml-batch",
+           "loopml-native", "loopml-native-mbs1"]
 DEFAULT_VENVS = {"loopml": ROOT / ".venv", "mlflow": ROOT / ".venv-bench",
                  "bentoml": OUT / "venv-bentoml"}
 
@@ -142,7 +145,9 @@ def servers(meta: dict[str, Any], venvs: dict[str, Path], port: int) -> dict[str
     row = meta["row"]
     name = meta["ref"].split("@")[0]
     loopml = [str(venvs["loopml"] / "bin" / "loopml"), "serve", meta["ref"], "--port",
-              str(port), "--home", meta["home"], "--flavour", "onnx"]
+              str(port), "--home", meta["home"]]
+    native = [*loopml, "--flavour", "native"]  # the sklearn pipeline the peers serve
+    loopml = [*loopml, "--flavour", "onnx"]
     bento = [str(venvs["bentoml"] / "bin" / "bentoml"), "serve", "bento_service:Credit",
              "--working-dir", str(PEERS), "--port", str(port), "--host", "127.0.0.1"]
     bento_env = {"BENCH_PIPELINE": meta["pipeline"], "BENTOML_DO_NOT_TRACK": "True"}
@@ -156,10 +161,19 @@ def servers(meta: dict[str, Any], venvs: dict[str, Path], port: int) -> dict[str
         "loopml-mbs1": Server("loopml-mbs1", [*loopml, "--log-dir", str(WORK / "log-mbs1"),
                                               "--max-batch-size", "1"],
                               f"/v1/models/{name}/predict", [row]),
+        "loopml-native": Server("loopml-native",
+                                [*native, "--log-dir", str(WORK / "log-native")],
+                                f"/v1/models/{name}/predict", [row]),
+        "loopml-native-mbs1": Server("loopml-native-mbs1",
+                                     [*native, "--log-dir", str(WORK / "log-native-mbs1"),
+                                      "--max-batch-size", "1"],
+                                     f"/v1/models/{name}/predict", [row]),
         "mlflow": Server("mlflow", [str(venvs["mlflow"] / "bin" / "mlflow"), "models",
                                     "serve", "-m", str(WORK / "mlflow-model"), "--port",
                                     str(port), "--env-manager", "local", "-w", "1"],
-                         "/invocations", {"dataframe_records": [row]}),
+                         "/invocations", {"dataframe_records": [row]},
+                         # MLflow starts `uvicorn` by name: its venv's bin must come first
+                         {"PATH": f"{venvs['mlflow'] / 'bin'}:{os.environ.get('PATH', '')}"}),
         "bentoml": Server("bentoml", bento, "/predict", {"rows": [row]},
                           {**bento_env, "BENCH_BENTO_BATCH": "0"}),
         "bentoml-batch": Server("bentoml-batch", bento, "/predict", {"rows": [row]},
@@ -261,7 +275,7 @@ def bench_server(server: Server, *, concurrencies: list[int], seconds: float, wa
                  pin: bool) -> dict[str, Any]:
     """Start one server, load it at each concurrency, stop it; return its cells."""
     server_cpus, wrk_cpus = ("0", "1") if pin else (None, None)
-    for folder in ("log-loopml", "log-mbs1"):
+    for folder in ("log-loopml", "log-mbs1", "log-native", "log-native-mbs1"):
         shutil.rmtree(WORK / folder, ignore_errors=True)
     started = time.perf_counter()
     process, first = start(server, cpus=server_cpus)
@@ -328,6 +342,11 @@ def targets(results: dict[str, Any]) -> list[str]:
         gain = loop64["requests_per_s"] / mbs64["requests_per_s"]
         out.append(f"micro-batching at c=64: {gain:.1f}× --max-batch-size 1 (≥ 10×): "
                    f"{'met' if gain >= 10 else 'MISSED'}")
+    native64, native_mbs64 = cell("loopml-native", 64), cell("loopml-native-mbs1", 64)
+    if native64 and native_mbs64:
+        gain = native64["requests_per_s"] / native_mbs64["requests_per_s"]
+        out.append(f"micro-batching at c=64, native flavour: {gain:.1f}× --max-batch-size 1 "
+                   f"(≥ 10×): {'met' if gain >= 10 else 'MISSED'}")
     return out
 
 
@@ -374,13 +393,24 @@ def main() -> None:
         print(line)
     write_report(args.out, {
         "benchmark": "serve", "args": {k: str(v) for k, v in vars(args).items()},
-        "pinned": pin, "model": meta, "machine_at_start": at_start,
+        "pinned": pin, "model": meta, "machine_at_start": at_start, "code": _code(),
         "load_average_at_end": machine()["load_average_1_5_15"],
         "wall_s": round(time.perf_counter() - began, 1),
         "versions": versions("loopml", "fastapi", "starlette", "uvicorn", "onnxruntime",
                              "lightgbm", "scikit-learn", "pandas"),
         "peer_versions": _peer_versions(venvs),
         "results": results, "targets": targets(results)})
+
+
+def _code() -> dict[str, Any]:
+    """Return the commit measured and the serving files changed on top of it (a dirty tree)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "changed": git("status", "--porcelain", "src/loopml/serve",
+                           "src/loopml/cli/serve.py").splitlines()}
 
 
 def _peer_versions(venvs: dict[str, Path]) -> dict[str, str]:

@@ -15,7 +15,8 @@ import bentoml
 BATCH = os.environ.get("BENCH_BENTO_BATCH") == "1"
 
 
-@bentoml.service(workers=1, traffic={"timeout": 60})
+# No access log: loopml serve and the floor run without one too (uvicorn, access_log=False).
+@bentoml.service(workers=1, traffic={"timeout": 60}, logging={"access": {"enabled": False}})
 class Credit:
     def __init__(self) -> None:
         import joblib
