@@ -140,10 +140,6 @@ def test_a_server_killed_mid_load_leaves_only_readable_segments(home, bodies, tm
     assert len(unexplained) <= len(result.in_flight), (len(unexplained), len(result.in_flight))
 
 
-@pytest.mark.xfail(strict=True, reason="a row the model cannot take (income 1e400, read as inf) "
-                                       "fails its whole micro-batch: concurrent valid requests "
-                                       "answer 500 with it (MicroBatcher._work sets the batch's "
-                                       "exception on every job)")
 def test_a_bad_row_fails_only_its_own_request_not_the_batch_it_joins(home, bodies, tmp_path):
     """Valid requests under load stay 200 while another client sends a row the model refuses."""
     from server_helpers import http_request

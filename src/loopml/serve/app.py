@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import math
 import re
 import time
 import uuid
@@ -32,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 
 from loopml.errors import InvalidInput, LoopmlError, NotFound, StoreError
 from loopml.serve.batching import QueueFull
-from loopml.serve.inputs import RequestError, parse_rows
+from loopml.serve.inputs import RequestError, check_text, parse_rows
 from loopml.serve.metrics import observe
 
 # This module is imported only to serve, so what every request uses is imported once here.
@@ -92,7 +94,20 @@ def create_app(settings: ServeSettings, *, workspace: Workspace) -> FastPath:
     return FastPath(app, state)
 
 
+_LOG = logging.getLogger("loopml.serve")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _PREDICT = re.compile(r"/v1/models/([^/]+)/predict")
+
+
+def request_id_of(given: Any) -> str:
+    """Return the client's request id when it is a plain token (≤ 128 characters), else a new one.
+
+    >>> request_id_of("order-17"), len(request_id_of("two words"))
+    ('order-17', 32)
+    """
+    if isinstance(given, str) and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 
 
@@ -316,9 +331,11 @@ def _routes(app: FastAPI, state: _State) -> None:
                 return _error(503, "the metadata store is unavailable; retry shortly",
                               {"Retry-After": "5"})
             status, kind = 500, "model"
+            _LOG.error("%s: the model failed: %s", route, type(exc).__name__)
             return _error(500, "the model failed to answer; see the server log")
         except Exception:  # a bug: answer 500 without leaking anything of the request
             status, kind = 500, "internal"
+            _LOG.exception("%s failed", route)  # the traceback, never the request's values
             return _error(500, "internal error; see the server log")
         finally:
             observe(state.metrics, route, status, time.perf_counter() - started, kind)
@@ -334,7 +351,7 @@ def _routes(app: FastAPI, state: _State) -> None:
             served_now = state.live.current
             arrays, rows, raw = parse_rows(body, served_now.columns, max_rows=settings.max_rows)
             result, served = await state.batcher.submit(arrays, raw, rows, model=served_now)
-            request_id = uuid.uuid4().hex
+            request_id = request_id_of(request.headers.get("x-request-id"))
             out: dict[str, Any] = {"request_id": request_id, "model": state.name,
                                    "version": served.version, "flavour": served.flavour,
                                    "predictions": _plain(result.predictions)}
@@ -426,7 +443,7 @@ def _plain(values: list[Any]) -> list[Any]:
 
 def _feedback_records(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("request_id"), str) \
-            or not body["request_id"]:
+            or not _REQUEST_ID.fullmatch(body["request_id"]):
         raise RequestError("feedback needs {\"request_id\": \"…\", \"labels\": [one per row]} "
                            "or {\"request_id\": \"…\", \"label\": value}")
     if "labels" in body:
@@ -441,6 +458,10 @@ def _feedback_records(body: Any) -> list[dict[str, Any]]:
     for label in labels:
         if isinstance(label, dict | list):
             raise RequestError("a label must be a number, text or true/false")
+        if isinstance(label, str):
+            check_text(label, "label")
+        if isinstance(label, float) and (label != label or label in (math.inf, -math.inf)):
+            raise RequestError("a label must be a finite number, text or true/false")
     now = datetime.now(UTC)
     return [{"request_id": body["request_id"], "row": row, "ts": now, "label": label}
             for row, label in zip(rows, labels, strict=True)]

@@ -39,6 +39,11 @@ class Job:
     queued_at: float = field(default_factory=time.perf_counter)
 
 
+@dataclass
+class _Failed:
+    error: BaseException
+
+
 # (the jobs of one batch) -> one result per job, computed in a worker thread
 RunBatch = Callable[[list[Job]], list[Any]]
 
@@ -119,11 +124,22 @@ class MicroBatcher:
                 self.on_batch(rows, self.queued_rows)
             try:
                 results = await asyncio.to_thread(self.run, batch)
-            except Exception as exc:  # the model failed: every waiting request learns why
+            except Exception as exc:
+                if len(batch) == 1:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(exc)
+                    continue
+                # One request's rows broke the call: each job alone, so only that one fails.
+                results = []
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
+                    try:
+                        results.extend(await asyncio.to_thread(self.run, [job]))
+                    except Exception as alone:
+                        results.append(_Failed(alone))
             for job, result in zip(batch, results, strict=True):
-                if not job.future.done():  # the client may have gone away
+                if job.future.done():  # the client may have gone away
+                    continue
+                if isinstance(result, _Failed):
+                    job.future.set_exception(result.error)
+                else:
                     job.future.set_result(result)

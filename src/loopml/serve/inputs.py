@@ -138,7 +138,14 @@ def convert(column: InputColumn, values: list[Any]) -> np.ndarray:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 out[row] = math.nan
             elif isinstance(value, bool | int | float):
-                out[row] = float(value)
+                try:
+                    number = float(value)
+                except OverflowError:  # a whole number beyond any float
+                    number = math.inf
+                if math.isinf(number):
+                    raise RequestError(f"column {column.name!r} row {row}: expected a finite "
+                                       "number (infinity and numbers beyond ±1.8e308 are not)")
+                out[row] = number
             else:
                 raise RequestError(f"column {column.name!r} row {row}: expected a number, got "
                                    f"{_what(value)}")
@@ -156,7 +163,7 @@ def convert(column: InputColumn, values: list[Any]) -> np.ndarray:
                 out[row] = ""
                 continue
             if isinstance(value, bool | int | float | str):
-                text = _category_text(value)
+                text = check_text(_category_text(value), f"column {column.name!r} row {row}")
             else:
                 raise RequestError(f"column {column.name!r} row {row}: expected text, got "
                                    f"{_what(value)}")
@@ -169,7 +176,19 @@ def convert(column: InputColumn, values: list[Any]) -> np.ndarray:
     return _datetimes(column, values)
 
 
+def check_text(text: str, where: str) -> str:
+    """Return ``text`` if it can be stored and answered as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{where}: the text is not valid Unicode (a lone surrogate "
+                           "escape such as \\ud800)") from None
+    return text
+
+
 def _category_text(value: Any) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

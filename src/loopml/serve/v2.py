@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import struct
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -210,7 +209,7 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
 
     async def infer_tensors(name: str, request: Request, version: str | None) -> Any:
         async def work() -> Any:
-            from loopml.serve.app import _body, _log, _plain
+            from loopml.serve.app import _body, _log, _plain, request_id_of
             from loopml.serve.inputs import parse_rows
 
             await guard(request, "predict")
@@ -231,8 +230,7 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
 
             started = time.perf_counter()
             result, served = await state.batcher.submit(arrays, raw, rows, model=served_now)
-            request_id = payload.get("id") if isinstance(payload.get("id"), str) \
-                else uuid.uuid4().hex
+            request_id = request_id_of(payload.get("id"))
             if served.task == "regression":
                 outputs = [_output("value", _plain(result.predictions), "FP64", [rows])]
             else:
@@ -242,7 +240,10 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
                                    "FP64", [rows, len(served.classes)])]
             wanted = payload.get("outputs")
             if isinstance(wanted, list) and wanted:
-                names = {o.get("name") for o in wanted if isinstance(o, dict)}
+                if not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                           for o in wanted):
+                    raise RequestError("each requested output needs a name (text)")
+                names = {o["name"] for o in wanted}
                 unknown = names - {o["name"] for o in outputs}
                 if unknown:
                     shown = ", ".join(repr(str(n)) for n in sorted(map(str, unknown)))
