@@ -78,8 +78,12 @@ def predict(
 
 
 def _quiet_ray() -> None:
-    """Keep Ray's start-up and per-dataset notices off the terminal; the bar says enough."""
+    """Keep Ray's notices and failure tracebacks off the terminal: loopml says it in one line."""
     import logging
 
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        import ray.data  # noqa: F401 - Ray Data sets its loggers up on import: quiet them after
+    except ImportError:
+        return  # score_file says how to install it
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)

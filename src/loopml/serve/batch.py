@@ -48,6 +48,8 @@ BLOCK_BYTES = 1 << 20
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:\n]+): "
                          r"invalid value '(.*)'$", re.MULTILINE)
 
+_RAISED = re.compile(r"^loopml\.errors\.(\w+): (.*)$", re.MULTILINE)
+
 Progress = Callable[[int, "int | None"], None]
 """Called after each chunk with the rows written so far and the total when known."""
 
@@ -513,7 +515,11 @@ class _Job:
 
     def _score_ray(self, writer: _Writer, schema: pa.Schema) -> int:
         """Return the rows written after Ray Data scored them, streamed back in file order."""
-        import ray
+        try:
+            import ray
+            import ray.data
+        except ImportError as exc:
+            raise InvalidInput("backend 'ray' needs Ray: pip install 'loopml[ray]'") from exc
 
         started = _start_ray()
         context = ray.data.DataContext.get_current()
@@ -566,8 +572,32 @@ class _Job:
                 # Ray's copy carries the worker's traceback in its text; keep the message
                 return type(cause)(*cause.args)
             cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+        # Ray Data passes a UDF's error on as text only (UserCodeException, no cause)
+        raised = _RAISED.findall(str(exc))
+        if raised:
+            from loopml import errors
+
+            kind = getattr(errors, raised[-1][0], None)
+            if isinstance(kind, type) and issubclass(kind, LoopmlError):
+                return kind(raised[-1][1])
         change = self.type_change(str(exc))
+        if change is None and self.format == "csv":
+            # Ray's reader hides pyarrow's message: find a column whose type changes here
+            before = dict(self.types)
+            self._scan_types()
+            changed = [c for c, kind in self.types.items() if before.get(c) != kind]
+            change = _TypeChange(changed[0], self.types[changed[0]]) if changed else None
         return change if change is not None else exc
+
+    def _scan_types(self) -> None:
+        """Read the whole CSV once, without scoring, until every column has a type that fits."""
+        while True:
+            try:
+                for _ in self.batches(self._schema()):
+                    pass
+                return
+            except _TypeChange as change:
+                self.types[change.column] = change.to
 
 
 class _RayScorer:
