@@ -300,6 +300,34 @@ def bench_server(server: Server, *, concurrencies: list[int], seconds: float, wa
 
 # --- the report --------------------------------------------------------------------------
 
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one result per server whose cells hold each figure's median over the rounds.
+
+    Errors are summed, not averaged; ``requests_per_s_range`` keeps the lowest and highest.
+    """
+    from statistics import median
+
+    out: dict[str, Any] = {}
+    for name in rounds[0]:
+        done = [r[name] for r in rounds if "cells" in r.get(name, {})]
+        if not done:
+            out[name] = rounds[0][name]
+            continue
+        cells = []
+        for index, first in enumerate(done[0]["cells"]):
+            same = [d["cells"][index] for d in done if len(d["cells"]) > index]
+            cell = {key: round(median(c[key] for c in same), 3)
+                    for key in ("requests_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms")}
+            cell.update(connections=first["connections"], rounds=len(same),
+                        requests_per_s_range=[min(c["requests_per_s"] for c in same),
+                                              max(c["requests_per_s"] for c in same)],
+                        non2xx=sum(c["non2xx"] for c in same),
+                        socket_errors=sum(c["socket_errors"] for c in same))
+            cells.append(cell)
+        out[name] = {**{k: v for k, v in done[0].items() if k != "cells"}, "cells": cells}
+    return out
+
+
 def table(results: dict[str, Any]) -> str:
     """Return the results as a Markdown table with each cell's req/s as a share of the floor."""
     floor = {c["connections"]: c["requests_per_s"]
@@ -313,7 +341,10 @@ def table(results: dict[str, Any]) -> str:
         for cell in result["cells"]:
             c = cell["connections"]
             share = (f"{cell['requests_per_s'] / floor[c]:.0%}" if floor.get(c) else "—")
-            lines.append(f"| {name} | {c} | {cell['requests_per_s']:,.0f} | "
+            spread = cell.get("requests_per_s_range")
+            rate = f"{cell['requests_per_s']:,.0f}" + (
+                f" ({spread[0]:,.0f}–{spread[1]:,.0f})" if spread and cell["rounds"] > 1 else "")
+            lines.append(f"| {name} | {c} | {rate} | "
                          f"{cell['p50_ms']:.2f} | {cell['p99_ms']:.2f} | {cell['non2xx']} | "
                          f"{cell['socket_errors']} | {share} |")
     return "\n".join(lines)
@@ -356,6 +387,9 @@ def main() -> None:
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each cell")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over every server (interleaved, so a burst of load from "
+                             "elsewhere hits every server alike); the table shows medians")
     parser.add_argument("--no-pin", action="store_true",
                         help="let the server and wrk share every core (default: server on "
                              "CPU 0, wrk on CPU 1)")
@@ -373,19 +407,25 @@ def main() -> None:
         peer_files(meta, venvs)
     at_start = machine()
     print(f"model {meta['ref']} ({meta['flavour']}); one row: {json.dumps(meta['row'])}")
-    results: dict[str, Any] = {}
+    rounds: list[dict[str, Any]] = []
     began = time.perf_counter()
-    for name in args.servers:
-        port = free_port()
-        server = servers(meta, venvs, port)[name]
-        server.url = f"http://127.0.0.1:{port}{server.path}"
-        print(f"{name}: {' '.join(server.command)}", flush=True)
-        try:
-            results[name] = bench_server(server, concurrencies=args.concurrency,
-                                         seconds=args.duration, warmup=args.warmup, pin=pin)
-        except (RuntimeError, subprocess.CalledProcessError, StopIteration) as error:
-            print(f"  {name} failed: {error}", flush=True)
-            results[name] = {"error": str(error)}
+    for number in range(args.repeat):
+        if args.repeat > 1:
+            print(f"round {number + 1} of {args.repeat}", flush=True)
+        rounds.append({})
+        for name in args.servers:
+            port = free_port()
+            server = servers(meta, venvs, port)[name]
+            server.url = f"http://127.0.0.1:{port}{server.path}"
+            print(f"{name}: {' '.join(server.command)}", flush=True)
+            try:
+                rounds[-1][name] = bench_server(server, concurrencies=args.concurrency,
+                                                seconds=args.duration, warmup=args.warmup,
+                                                pin=pin)
+            except (RuntimeError, subprocess.CalledProcessError, StopIteration) as error:
+                print(f"  {name} failed: {error}", flush=True)
+                rounds[-1][name] = {"error": str(error)}
+    results = medians(rounds)
     print()
     print(table(results))
     print()
@@ -399,7 +439,7 @@ def main() -> None:
         "versions": versions("loopml", "fastapi", "starlette", "uvicorn", "onnxruntime",
                              "lightgbm", "scikit-learn", "pandas"),
         "peer_versions": _peer_versions(venvs),
-        "results": results, "targets": targets(results)})
+        "results": results, "rounds": rounds, "targets": targets(results)})
 
 
 def _code() -> dict[str, Any]:
