@@ -336,12 +336,29 @@ def test_memory_follows_the_chunk_not_the_file(models, tmp_path):
 def test_ray_backend_writes_the_same_file_as_local(models, files, tmp_path):
     if os.environ.get("LOOPML_REQUIRE_RAY") != "1":
         pytest.importorskip("ray")
+    import ray
+
     model = models["multiclass", "onnx"]
-    local = score_file(model, files / "in.csv", tmp_path / "local.csv", chunk_rows=37)
-    on_ray = score_file(model, files / "in.csv", tmp_path / "ray.csv", chunk_rows=37,
-                        backend="ray")
+    bad = read(files / "in.csv")
+    bad["débt"] = bad["débt"].astype(object)
+    bad.loc[100, "débt"] = "n/a yet"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    started = not ray.is_initialized()  # one Ray for both jobs: it takes seconds to start
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        local = score_file(model, files / "in.csv", tmp_path / "local.csv", chunk_rows=37)
+        on_ray = score_file(model, files / "in.csv", tmp_path / "ray.csv", chunk_rows=37,
+                            backend="ray")
+        # a worker's error comes back as loopml's own, one line
+        with pytest.raises(InvalidInput, match=r"bad\.csv: column 'débt': expected a number"):
+            score_file(model, tmp_path / "bad.csv", tmp_path / "bad-out.csv", backend="ray")
+    finally:
+        if started:
+            ray.shutdown()
     assert on_ray.rows == local.rows == 300
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert not (tmp_path / "bad-out.csv").exists()
 
 
 # --- the command ----------------------------------------------------------------------
