@@ -786,9 +786,13 @@ def _write_atomically(target: Path, *, overwrite: bool, write: Callable[[Path], 
     """Return what ``write`` returns after it filled a temp file that then becomes ``target``."""
     import tempfile
 
-    # the temp name keeps the target's suffixes: the writer picks gzip from them
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                    suffix=f".tmp{''.join(target.suffixes)}")
+    try:
+        # the temp name keeps the target's suffixes: the writer picks gzip from them
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=f".tmp{''.join(target.suffixes)}")
+    except OSError as exc:
+        raise InvalidInput(f"output {str(target)!r}: cannot write in folder "
+                           f"{str(target.parent)!r} ({exc.strerror or exc})") from exc
     os.close(handle)
     temp = Path(name)
     try:
@@ -797,6 +801,9 @@ def _write_atomically(target: Path, *, overwrite: bool, write: Callable[[Path], 
             os.fsync(done.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes it private; scored rows are shared as files are
         _move(temp, target, overwrite=overwrite)
+    except OSError as exc:  # reading errors are InvalidInput by now: this is the output's
+        raise InvalidInput(f"output {str(target)!r} could not be written: "
+                           f"{exc.strerror or exc}") from exc
     finally:
         temp.unlink(missing_ok=True)
     return rows
