@@ -72,6 +72,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
 	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
 	$(BENCH_VENV)/bin/python bench/onnx.py $(ONNX_ARGS)
+	$(BENCH_VENV)/bin/python bench/batch.py $(BATCH_ARGS)
 
 # INGEST_ARGS="--gb 0.05" for a quick run; the generated CSV is kept in bench/out/.
 bench-ingest: $(BENCH_STAMP)

@@ -27,9 +27,11 @@ class OnnxModel:
     array(['no', 'yes', ...], dtype=object)
     """
 
-    def __init__(self, session: Any, signature: dict[str, Any]) -> None:
+    def __init__(self, session: Any, signature: dict[str, Any], *, blob: bytes | None = None
+                 ) -> None:
         self.session = session
         self.signature = signature
+        self.blob = blob  # the serialized model: what a worker process rebuilds it from
 
     @classmethod
     def from_bytes(cls, blob: bytes, *, threads: int = 1) -> OnnxModel:
@@ -59,7 +61,7 @@ class OnnxModel:
         except Exception as exc:  # onnxruntime's Fail/InvalidGraph/NotImplemented …
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInput(f"onnxruntime cannot run this ONNX model: {first[:300]}") from exc
-        return cls(session, signature)
+        return cls(session, signature, blob=blob)
 
     @property
     def task(self) -> str:
