@@ -64,6 +64,8 @@ PEERS = HERE / "serve_peers"
 ROWS, SEED, TARGET, NAME = 20_000, 7, "default", "credit"
 SERVERS = ["bare", "loopml", "loopml-mbs1", "mlflow", "bentoml", "bentoml-batch",
            "loopml-native", "loopml-native-mbs1"]
+# Diagnostics, run only when named: loopml's app without its prediction log.
+EXTRA = ["loopml-nolog"]
 DEFAULT_VENVS = {"loopml": ROOT / ".venv", "mlflow": ROOT / ".venv-bench",
                  "bentoml": OUT / "venv-bentoml"}
 
@@ -168,6 +170,12 @@ def servers(meta: dict[str, Any], venvs: dict[str, Path], port: int) -> dict[str
                                      [*native, "--log-dir", str(WORK / "log-native-mbs1"),
                                       "--max-batch-size", "1"],
                                      f"/v1/models/{name}/predict", [row]),
+        "loopml-nolog": Server("loopml-nolog", [
+            str(venvs["loopml"] / "bin" / "python"), "-m", "uvicorn", "loopml_nolog:app",
+            "--factory", "--app-dir", str(PEERS), "--port", str(port), "--log-level", "warning",
+            "--no-access-log"], f"/v1/models/{name}/predict", [row],
+            {"LOOPML_SERVE_SETTINGS": json.dumps({"ref": meta["ref"], "flavour": "onnx",
+                                                  "home": meta["home"]})}),
         "mlflow": Server("mlflow", [str(venvs["mlflow"] / "bin" / "mlflow"), "models",
                                     "serve", "-m", str(WORK / "mlflow-model"), "--port",
                                     str(port), "--env-manager", "local", "-w", "1"],
@@ -383,7 +391,8 @@ def targets(results: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=SERVERS)
+    parser.add_argument("--servers", nargs="+", choices=SERVERS + EXTRA,
+                        default=SERVERS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each cell")
