@@ -88,3 +88,16 @@ clean:
 # Each trainer's native pipeline against its ONNX export (torch for the MLP row, if installed).
 bench-onnx: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/onnx.py $(ONNX_ARGS)
+
+# loopml serve vs mlflow models serve, BentoML and a bare Starlette floor, under wrk (apt-get
+# install wrk); ~4 min. BentoML gets its own venv: its pins are not the project's.
+BENTO_VENV := bench/out/venv-bentoml
+
+$(BENTO_VENV)/.installed: pyproject.toml
+	$(CHECK_PYTHON)
+	$(PYTHON) -m venv $(BENTO_VENV)
+	$(BENTO_VENV)/bin/pip install --quiet bentoml -e .
+	touch $@
+
+bench-serve: $(STAMP) $(BENCH_STAMP) $(BENTO_VENV)/.installed
+	$(BIN)/python bench/serve.py $(SERVE_ARGS)
