@@ -118,7 +118,6 @@ def prepare(home: Path) -> dict[str, Any]:
     return meta
 
 
-
 def peer_files(meta: dict[str, Any], venvs: dict[str, Path]) -> None:
     """Write the MLflow model folder from the pipeline file (in MLflow's own venv)."""
     target = WORK / "mlflow-model"
@@ -412,7 +411,12 @@ def main() -> None:
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     WORK.mkdir(parents=True, exist_ok=True)
     meta = prepare(WORK / "home")
-    if any(s.startswith("mlflow") for s in args.servers):
+    missing = {name: venvs[_venv_of(name)] for name in args.servers
+               if not (venvs[_venv_of(name)] / "bin" / "python").exists()}
+    for name, path in missing.items():
+        print(f"{name}: skipped, no venv at {path} (`make bench-serve` makes them)")
+    args.servers = [name for name in args.servers if name not in missing]
+    if "mlflow" in args.servers:
         peer_files(meta, venvs)
     at_start = machine()
     print(f"model {meta['ref']} ({meta['flavour']}); one row: {json.dumps(meta['row'])}")
@@ -451,6 +455,15 @@ def main() -> None:
         "results": results, "rounds": rounds, "targets": targets(results)})
 
 
+def _venv_of(server: str) -> str:
+    """Return which venv runs ``server``: ``mlflow``, ``bentoml`` or ``loopml``.
+
+    >>> _venv_of("bentoml-batch"), _venv_of("loopml-mbs1"), _venv_of("bare")
+    ('bentoml', 'loopml', 'loopml')
+    """
+    return next((key for key in ("mlflow", "bentoml") if server.startswith(key)), "loopml")
+
+
 def _code() -> dict[str, Any]:
     """Return the commit measured and the serving files changed on top of it (a dirty tree)."""
     def git(*args: str) -> str:
@@ -466,6 +479,9 @@ def _peer_versions(venvs: dict[str, Path]) -> dict[str, str]:
     out = {}
     for key, package in (("mlflow", "mlflow"), ("bentoml", "bentoml")):
         python = venvs[key] / "bin" / "python"
+        if not python.exists():
+            out[package] = "no venv"
+            continue
         done = subprocess.run([str(python), "-c", f"import importlib.metadata as m; "
                                f"print(m.version('{package}'))"], capture_output=True, text=True)
         out[package] = done.stdout.strip() or "not installed"
