@@ -20,7 +20,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test lint bench bench-ingest bench-train bench-onnx clean
+.PHONY: demo test lint bench bench-ingest bench-train bench-onnx bench-serve clean
 
 $(BIN)/python:
 	$(CHECK_PYTHON)
