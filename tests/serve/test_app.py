@@ -243,3 +243,37 @@ def test_feedback_is_logged_by_request_id(served, tmp_path):
     logged = read_log(tmp_path / "log").to_pylist()
     assert {r["request_id"] for r in logged} == {answer["request_id"]}
     assert [json.loads(r["prediction"]) for r in logged] == answer["predictions"]
+
+
+def test_an_answer_the_log_cannot_take_is_a_503_not_an_unlogged_200(served, tmp_path):
+    from loopml.serve.predlog import read_log
+
+    workspace, frame, columns = served
+    with _client(workspace, tmp_path) as client:
+        ok = client.post(f"/v1/models/{NAME}/predict", json=_records(frame.head(1), columns))
+        client.app.state.loopml.log.close()  # a log that takes nothing more
+        refused = client.post(f"/v1/models/{NAME}/predict",
+                              json=_records(frame.head(1), columns))
+    assert ok.status_code == 200
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert {r["request_id"] for r in read_log(tmp_path / "log").to_pylist()} == \
+        {ok.json()["request_id"]}
+
+
+def test_malformed_v2_tensors_and_oversized_feedback_are_4xx(served, tmp_path):
+    workspace, frame, columns = served
+    first = columns[0]
+    with _client(workspace, tmp_path, max_rows=10) as client:
+        url = f"/v2/models/{NAME}/infer"
+        cases = [
+            ({"inputs": [{"name": first, "shape": [1], "datatype": [], "data": [1]}]}, {}),
+            ({"inputs": [{"name": first, "shape": [1], "datatype": "FP64", "data": [1],
+                          "parameters": "x"}]}, {}),
+            ({"inputs": []}, {"Inference-Header-Content-Length": "²".encode("latin-1")}),
+        ]
+        for body, headers in cases:
+            answer = client.post(url, content=json.dumps(body).encode(), headers=headers)
+            assert 400 <= answer.status_code < 500, (body, answer.text)
+        feedback = client.post(f"/v1/models/{NAME}/feedback",
+                               json={"request_id": "r1", "labels": [0] * 11})
+        assert feedback.status_code == 413

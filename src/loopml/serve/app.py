@@ -198,8 +198,9 @@ class _State:
             try:
                 if await asyncio.to_thread(self.live.refresh):
                     self.metrics.version.labels(self.name).set(self.live.current.version)
-            except LoopmlError:
-                self.metrics.errors.labels("reload").inc()  # keep serving the loaded one
+            except Exception:  # keep serving the loaded one, and keep polling
+                _LOG.exception("reloading %s failed", self.live.name)
+                self.metrics.errors.labels("reload").inc()
 
     def run_batch(self, jobs: list[Any]) -> list[tuple[Answer, Served]]:
         """Run ``jobs`` (in a worker thread): one model call per version; each job's slice.
@@ -347,9 +348,10 @@ def _routes(app: FastAPI, state: _State) -> None:
             await guard(request, "predict")
             check_name(name)
             started = time.perf_counter()
-            body = _json(await _body(request, settings.max_body_bytes))
+            data = await _body(request, settings.max_body_bytes)
             served_now = state.live.current
-            arrays, rows, raw = parse_rows(body, served_now.columns, max_rows=settings.max_rows)
+            arrays, rows, raw = await _parsed(data, served_now, settings.max_rows)
+            _log_has_room(state, rows)
             result, served = await state.batcher.submit(arrays, raw, rows, model=served_now)
             request_id = request_id_of(request.headers.get("x-request-id"))
             out: dict[str, Any] = {"request_id": request_id, "model": state.name,
@@ -359,12 +361,13 @@ def _routes(app: FastAPI, state: _State) -> None:
                 out["classes"] = _plain(served.classes)
                 out["probabilities"] = result.probabilities.round(9).tolist()
             if explain:
-                native = await asyncio.to_thread(state.live.native)
+                native = await asyncio.to_thread(state.live.native, served)
                 contributions = None if native is None else await asyncio.to_thread(
                     served.contributions, raw, arrays, native)
                 out["contributions"] = contributions
             latency_ms = (time.perf_counter() - started) * 1000
-            _log(state, request_id, served, raw, result, latency_ms)
+            if not _log(state, request_id, served, raw, result, latency_ms):
+                raise _Busy("the prediction log is full; retry shortly")
             return JSONResponse(out, headers={"X-Request-ID": request_id})
         return await answer("predict", request, work)
 
@@ -387,7 +390,7 @@ def _routes(app: FastAPI, state: _State) -> None:
             await guard(request, "predict")
             check_name(name)
             body = _json(await _body(request, settings.max_body_bytes))
-            records = _feedback_records(body)
+            records = _feedback_records(body, max_rows=settings.max_rows)
             if state.feedback is not None and not state.feedback.write(records):
                 state.metrics.log_dropped.inc(len(records))
                 raise _Busy("the feedback log is full; retry shortly")
@@ -441,7 +444,7 @@ def _plain(values: list[Any]) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
-def _feedback_records(body: Any) -> list[dict[str, Any]]:
+def _feedback_records(body: Any, *, max_rows: int) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("request_id"), str) \
             or not _REQUEST_ID.fullmatch(body["request_id"]):
         raise RequestError("feedback needs {\"request_id\": \"…\", \"labels\": [one per row]} "
@@ -450,6 +453,9 @@ def _feedback_records(body: Any) -> list[dict[str, Any]]:
         labels = body["labels"]
         if not isinstance(labels, list) or not labels:
             raise RequestError("labels: expected a non-empty list, one label per row")
+        if len(labels) > max_rows:
+            raise RequestError(f"{len(labels)} labels; at most {max_rows} (one per row of a "
+                               "request)", status=413)
         rows: list[int | None] = list(range(len(labels)))
     elif "label" in body:
         labels, rows = [body["label"]], [None]
@@ -467,11 +473,29 @@ def _feedback_records(body: Any) -> list[dict[str, Any]]:
             for row, label in zip(rows, labels, strict=True)]
 
 
+PARSE_INLINE_BYTES = 64 * 1024  # larger bodies are parsed in a thread: the loop keeps serving
+
+
+async def _parsed(data: bytes, served: Served, max_rows: int) -> tuple[Any, int, Any]:
+    """Return the checked rows of a request body (parsed off the event loop when large)."""
+    def parse() -> tuple[Any, int, Any]:
+        return parse_rows(_json(data), served.columns, max_rows=max_rows)
+
+    return parse() if len(data) <= PARSE_INLINE_BYTES else await asyncio.to_thread(parse)
+
+
+def _log_has_room(state: _State, rows: int) -> None:
+    """Refuse (503) before predicting when the log could not take the answer."""
+    log = state.log
+    if log is not None and getattr(log, "queued", 0) + rows > getattr(log, "queue_rows", 1 << 62):
+        raise _Busy("the prediction log is behind; retry shortly")
+
+
 def _log(state: _State, request_id: str, served: Served, raw: dict[str, list[Any]],
-         result: Answer, latency_ms: float) -> None:
-    """Hand the request's rows to the prediction log (a queue: never waits)."""
+         result: Answer, latency_ms: float) -> bool:
+    """Hand the request's rows to the prediction log (a queue: never waits); False if full."""
     if state.log is None:
-        return
+        return True
     now = datetime.now(UTC)
     names = list(raw)
     probabilities = result.probabilities
@@ -484,6 +508,8 @@ def _log(state: _State, request_id: str, served: Served, raw: dict[str, list[Any
                for row, prediction in enumerate(result.predictions)]
     if not state.log.write(records):
         state.metrics.log_dropped.inc(len(records))
+        return False
+    return True
 
 
 SETTINGS_ENV = "LOOPML_SERVE_SETTINGS"

@@ -63,6 +63,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self._carry: Job | None = None
+        self._running: list[Job] = []
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -73,8 +74,10 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        waiting = [*self._running, *([self._carry] if self._carry else [])]
         while self._queue is not None and not self._queue.empty():
-            job = self._queue.get_nowait()
+            waiting.append(self._queue.get_nowait())
+        for job in waiting:  # nobody is left hanging
             if not job.future.done():
                 job.future.set_exception(QueueFull("the server is shutting down"))
 
@@ -117,7 +120,7 @@ class MicroBatcher:
 
     async def _work(self) -> None:
         while True:
-            batch = await self._next_batch()
+            batch = self._running = await self._next_batch()
             rows = sum(job.rows for job in batch)
             self.queued_rows -= rows
             if self.on_batch is not None:

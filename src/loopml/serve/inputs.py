@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 Columns = dict[str, "np.ndarray"]
+MAX_EPOCH_SECONDS = 9.2e9  # pandas' nanosecond timestamps end in 2262 (and begin in 1677)
 
 
 class RequestError(InvalidInput):
@@ -199,28 +200,38 @@ def _datetimes(column: InputColumn, values: list[Any]) -> np.ndarray:
     import pandas as pd
 
     out = np.empty(len(values), dtype=np.float64)
+    where = f"column {column.name!r} row {{row}}"
     for row, value in enumerate(values):
-        if value is None:
-            if not column.nullable:
-                raise RequestError(f"column {column.name!r} row {row}: a value is required "
-                                   "(the column is not nullable)")
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             out[row] = math.nan
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[row] = float(value)  # seconds since 1970 UTC
+            try:
+                seconds = float(value)  # seconds since 1970 UTC
+            except OverflowError:
+                seconds = math.inf
+            if not -MAX_EPOCH_SECONDS <= seconds <= MAX_EPOCH_SECONDS:
+                raise RequestError(f"{where.format(row=row)}: seconds since 1970 must be "
+                                   "within the years 1677–2262")
+            out[row] = seconds
         elif isinstance(value, str):
             try:
                 stamp = pd.Timestamp(value)
-            except (ValueError, TypeError):
-                raise RequestError(f"column {column.name!r} row {row}: expected an ISO 8601 "
-                                   "date-time (e.g. 2024-05-01T12:00:00Z)") from None
+            except (ValueError, TypeError, OverflowError):
+                raise RequestError(f"{where.format(row=row)}: expected an ISO 8601 date-time "
+                                   "(e.g. 2024-05-01T12:00:00Z) within the years 1677–2262"
+                                   ) from None
             if stamp is pd.NaT:
                 out[row] = math.nan
-                continue
-            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-            out[row] = stamp.value / 1e9
+            else:
+                stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else \
+                    stamp.tz_convert("UTC")
+                out[row] = stamp.value / 1e9
         else:
-            raise RequestError(f"column {column.name!r} row {row}: expected an ISO 8601 "
-                               f"date-time, got {_what(value)}")
+            raise RequestError(f"{where.format(row=row)}: expected an ISO 8601 date-time, "
+                               f"got {_what(value)}")
+        if not column.nullable and math.isnan(out[row]):
+            raise RequestError(f"{where.format(row=row)}: a value is required (the column is "
+                               "not nullable)")
     return out
 
 

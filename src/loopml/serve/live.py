@@ -140,11 +140,14 @@ class LiveModel:
             self.current = load_served(registry, record, flavour=self.flavour)
             return True
 
-    def native(self) -> Any:
-        """Return the native model of the current version (explanations), loaded once."""
+    def native(self, served: Served | None = None) -> Any:
+        """Return the native model of ``served`` (default: the current version), loaded once.
+
+        Explanations use it: they must come from the version that made the prediction.
+        """
         from loopml.registry.registry import Registry
 
-        served = self.current
+        served = served or self.current
         if served is None:
             return None
         if served.flavour == "native":

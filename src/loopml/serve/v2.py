@@ -10,6 +10,7 @@ regression. Tensors come as JSON ``data`` or in the binary tensor data extension
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 from collections.abc import Callable
@@ -35,7 +36,8 @@ def parse_infer(body: bytes, header_length: str | None) -> tuple[dict[str, Any],
     if header_length is None:
         head, tail = body, b""
     else:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) \
+                or int(header_length) > len(body):
             raise RequestError("Inference-Header-Content-Length does not fit the body", status=400)
         head, tail = body[:int(header_length)], body[int(header_length):]
     try:
@@ -55,6 +57,11 @@ def tensor_values(tensor: Any, tail: bytes, offset: int) -> tuple[list[Any], int
     if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
         raise RequestError("each input needs a name, a shape, a datatype and data")
     name, datatype, shape = tensor["name"], tensor.get("datatype"), tensor.get("shape")
+    if not isinstance(datatype, str):
+        raise RequestError(f"input {name!r}: datatype must be text such as FP64 or BYTES")
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError(f"input {name!r}: parameters must be an object")
     if not isinstance(shape, list) or not shape or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise RequestError(f"input {name!r}: shape must be a list of whole numbers, e.g. [N, 1]")
@@ -62,7 +69,7 @@ def tensor_values(tensor: Any, tail: bytes, offset: int) -> tuple[list[Any], int
         raise RequestError(f"input {name!r}: shape {shape}: expected [N] or [N, 1] (one value "
                            "per row)")
     rows = shape[0]
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(tail):
             raise RequestError(f"input {name!r}: binary_data_size does not fit the body",
@@ -209,23 +216,38 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
 
     async def infer_tensors(name: str, request: Request, version: str | None) -> Any:
         async def work() -> Any:
-            from loopml.serve.app import _body, _log, _plain, request_id_of
+            from loopml.serve.app import (
+                PARSE_INLINE_BYTES,
+                _body,
+                _Busy,
+                _log,
+                _log_has_room,
+                _plain,
+                request_id_of,
+            )
             from loopml.serve.inputs import parse_rows
 
             await guard(request, "predict")
             check_name(name)
             check_version(version)
             raw_body = await _body(request, state.settings.max_body_bytes)
-            payload, tail = parse_infer(raw_body, request.headers.get(HEADER_LENGTH))
             served_now = state.live.current
-            columns, offset = {}, 0
-            for tensor in payload["inputs"]:
-                values, _, offset = tensor_values(tensor, tail, offset)
-                if tensor["name"] in columns:
-                    raise RequestError(f"input {tensor['name']!r} is given twice")
-                columns[tensor["name"]] = values
-            arrays, rows, raw = parse_rows(columns, served_now.columns,
-                                           max_rows=state.settings.max_rows)
+            header = request.headers.get(HEADER_LENGTH)
+
+            def parse() -> tuple[dict[str, Any], Any, int, Any]:
+                payload, tail = parse_infer(raw_body, header)
+                columns, offset = {}, 0
+                for tensor in payload["inputs"]:
+                    values, _, offset = tensor_values(tensor, tail, offset)
+                    if tensor["name"] in columns:
+                        raise RequestError(f"input {tensor['name']!r} is given twice")
+                    columns[tensor["name"]] = values
+                return (payload, *parse_rows(columns, served_now.columns,
+                                             max_rows=state.settings.max_rows))
+
+            payload, arrays, rows, raw = parse() if len(raw_body) <= PARSE_INLINE_BYTES \
+                else await asyncio.to_thread(parse)
+            _log_has_room(state, rows)
             import time
 
             started = time.perf_counter()
@@ -251,8 +273,9 @@ def add_routes(app: FastAPI, state: Any, *, answer: Callable[..., Any],
                     raise RequestError(f"unknown output(s) {shown}; this model answers "
                                        f"{offered}")
                 outputs = [o for o in outputs if o["name"] in names]
-            _log(state, request_id, served, raw, result,
-                 (time.perf_counter() - started) * 1000)
+            if not _log(state, request_id, served, raw, result,
+                        (time.perf_counter() - started) * 1000):
+                raise _Busy("the prediction log is full; retry shortly")
             return JSONResponse({"model_name": state.name, "model_version": str(served.version),
                                  "id": request_id, "outputs": outputs})
         return await answer("v2_infer", request, work)
