@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.errors import AlreadyExists, InvalidInput
+from loopml.files import publish
 
 __all__ = ["BUNDLE_FILES", "write_bundle"]
 
@@ -62,27 +63,11 @@ def write_bundle(onnx_bytes: bytes, path: str | os.PathLike[str], *, name: str, 
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes it private; a bundle is meant to be shared
-        _move(temp, target, overwrite=overwrite)
+        publish(temp, target, overwrite=overwrite, what="bundle path")
     finally:
         temp.unlink(missing_ok=True)
     return target
 
-
-def _move(temp: Path, target: Path, *, overwrite: bool) -> None:
-    """Put ``temp`` at ``target``; without ``overwrite`` a file that appeared meanwhile stays."""
-    if overwrite:
-        os.replace(temp, target)
-        return
-    try:
-        # A hard link fails if the name exists, so a bundle written by someone else since
-        # the check above is never replaced.
-        os.link(temp, target)
-    except FileExistsError:
-        raise AlreadyExists(f"bundle path {str(target)!r} already exists; choose another "
-                            "path or pass overwrite=True (--force) to replace it") from None
-    except OSError:
-        # Filesystems without hard links: the check above is the guard.
-        os.replace(temp, target)
 
 
 def _parse(onnx_bytes: bytes) -> Any:

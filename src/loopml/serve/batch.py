@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import AlreadyExists, InvalidInput, LoopmlError
+from loopml.files import publish
 
 if TYPE_CHECKING:
     import numpy as np
@@ -511,83 +512,11 @@ class _Job:
             yield chunk, self.scorer.prepare(chunk, first_row=first)
             first += chunk.num_rows
 
-    # Ray backend
-
     def _score_ray(self, writer: _Writer, schema: pa.Schema) -> int:
-        """Return the rows written after Ray Data scored them, streamed back in file order."""
-        try:
-            import ray
-            import ray.data
-        except ImportError as exc:
-            raise InvalidInput("backend 'ray' needs Ray: pip install 'loopml[ray]'") from exc
+        """Return the rows written after Ray Data scored them (see batch_ray.py)."""
+        from loopml.serve.batch_ray import score_on_ray
 
-        started = _start_ray()
-        context = ray.data.DataContext.get_current()
-        saved = (context.execution_options.preserve_order, context.enable_progress_bars)
-        context.execution_options.preserve_order = True  # the output keeps the file's order
-        context.enable_progress_bars = False  # the caller shows progress
-        try:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            scored = self._ray_read(schema).map_batches(
-                _RayScorer, batch_size=self.chunk_rows, batch_format="pyarrow",
-                fn_constructor_kwargs={"payload": _payload(self.model),
-                                       "keep": self.scorer.keep, "source": str(self.source)},
-                # one CPU is left to the read tasks
-                compute=ray.data.ActorPoolStrategy(size=max(1, cpus - 1)))
-            total, done = self.total_rows(), 0
-            for batch in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-                writer.write(batch)
-                done += batch.num_rows
-                if self.on_progress is not None:
-                    self.on_progress(done, total)
-            return done
-        except (LoopmlError, _TypeChange, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            raise self._from_ray(exc) from exc
-        finally:
-            context.execution_options.preserve_order, context.enable_progress_bars = saved
-            if started:
-                ray.shutdown()
-
-    def _ray_read(self, schema: pa.Schema) -> Any:
-        import ray.data
-
-        if self.format == "parquet":
-            return ray.data.read_parquet(str(self.source), columns=schema.names)
-        options = self.csv_options(schema.names)
-        # every column typed as the local reader typed it: the same values, the same file
-        options["convert_options"].column_types = {f.name: f.type for f in schema}
-        stream = {"compression": "gzip"} if self.source.name.lower().endswith(".gz") else {}
-        return ray.data.read_csv(str(self.source), file_extensions=None,
-                                 arrow_open_stream_args=stream, **options)
-
-    def _from_ray(self, exc: BaseException) -> BaseException:
-        """Return the error to raise for a failed Ray job: loopml's own, a retry, or ``exc``."""
-        seen: set[int] = set()
-        cause: BaseException | None = exc
-        while cause is not None and id(cause) not in seen:
-            seen.add(id(cause))
-            if isinstance(cause, LoopmlError):
-                # Ray's copy carries the worker's traceback in its text; keep the message
-                return type(cause)(*cause.args)
-            cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
-        # Ray Data passes a UDF's error on as text only (UserCodeException, no cause)
-        raised = _RAISED.findall(str(exc))
-        if raised:
-            from loopml import errors
-
-            kind = getattr(errors, raised[-1][0], None)
-            if isinstance(kind, type) and issubclass(kind, LoopmlError):
-                return kind(raised[-1][1])
-        change = self.type_change(str(exc))
-        if change is None and self.format == "csv":
-            # Ray's reader hides pyarrow's message: find a column whose type changes here
-            before = dict(self.types)
-            self._scan_types()
-            changed = [c for c, kind in self.types.items() if before.get(c) != kind]
-            change = _TypeChange(changed[0], self.types[changed[0]]) if changed else None
-        return change if change is not None else exc
+        return score_on_ray(self, writer, schema)
 
     def _scan_types(self) -> None:
         """Read the whole CSV once, without scoring, until every column has a type that fits."""
@@ -598,47 +527,6 @@ class _Job:
                 return
             except _TypeChange as change:
                 self.types[change.column] = change.to
-
-
-class _RayScorer:
-    """Ray Data's callable class: the model is loaded once per worker, then scores batches."""
-
-    def __init__(self, payload: tuple[str, Any], keep: list[str], source: str) -> None:
-        kind, model = payload
-        if kind == "onnx":
-            from loopml.optimize.runtime import OnnxModel
-
-            model = OnnxModel.from_bytes(model)
-        self.scorer = _Scorer(model, keep=keep, source=source)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return self.scorer(batch)
-
-
-def _payload(model: Any) -> tuple[str, Any]:
-    """Return what a Ray worker needs to rebuild ``model``: ONNX bytes, or the model itself."""
-    if not hasattr(model, "session"):
-        return "native", model
-    # an onnxruntime session cannot be pickled; the bytes it was made from can
-    blob = getattr(model, "blob", None) or getattr(model.session, "_model_bytes", None)
-    if not isinstance(blob, bytes):
-        raise InvalidInput("this ONNX model cannot be sent to Ray workers (its bytes are not "
-                           "kept); load it from the registry or with OnnxModel.from_bytes")
-    return "onnx", blob
-
-
-def _start_ray() -> bool:
-    """Return whether Ray was started here: joins RAY_ADDRESS's cluster, else a local one."""
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, num_cpus=None if address else os.cpu_count() or 2,
-             include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    return True
 
 
 class _translated:  # noqa: N801 - a context manager used like a function
@@ -800,7 +688,7 @@ def _write_atomically(target: Path, *, overwrite: bool, write: Callable[[Path], 
         with open(temp, "rb") as done:
             os.fsync(done.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes it private; scored rows are shared as files are
-        _move(temp, target, overwrite=overwrite)
+        publish(temp, target, overwrite=overwrite, what="output")
     except OSError as exc:  # reading errors are InvalidInput by now: this is the output's
         raise InvalidInput(f"output {str(target)!r} could not be written: "
                            f"{exc.strerror or exc}") from exc
@@ -809,17 +697,3 @@ def _write_atomically(target: Path, *, overwrite: bool, write: Callable[[Path], 
     return rows
 
 
-def _move(temp: Path, target: Path, *, overwrite: bool) -> None:
-    """Put ``temp`` at ``target``; without ``overwrite`` a file that appeared meanwhile stays."""
-    if overwrite:
-        os.replace(temp, target)
-        return
-    try:
-        # a hard link fails if the name exists: a file written by someone else since the
-        # first check is never replaced
-        os.link(temp, target)
-    except FileExistsError:
-        raise AlreadyExists(f"output {str(target)!r} already exists; choose another path or "
-                            "pass --force (overwrite=True) to replace it") from None
-    except OSError:  # filesystems without hard links: the first check is the guard
-        os.replace(temp, target)
