@@ -1,7 +1,8 @@
 """`loopml.yaml`, the project file: validated once at the edge (CLI), then passed down frozen.
 
 Sections: ``project``, ``models``, ``data``, ``features``, ``train``, ``gates`` (see
-:class:`GatesSection`); ``serve`` and ``monitor`` are reserved for the parts that fill them.
+:class:`GatesSection`), ``monitor`` and ``retrain`` (see :mod:`loopml.monitor.settings`);
+``serve`` is reserved for the part that fills it.
 Unknown keys are errors that name the key, so a typo never passes silently. Checks that need
 the data (does the target exist? does the metric fit the task?) run in ``train.plan`` before
 any work starts.
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from loopml.data.splits import SEED_MAX
 from loopml.errors import InvalidInput
+from loopml.monitor.settings import MonitorSection, RetrainSection
 
 DEFAULT_FILE = "loopml.yaml"
 
@@ -446,9 +448,15 @@ class ProjectConfig(_Section):
     features: FeaturesSection = Field(default_factory=FeaturesSection)
     train: TrainSection = Field(default_factory=TrainSection)
     gates: GatesSection = Field(default_factory=GatesSection)
-    # Reserved for the parts that fill them; accepted so a project file can grow ahead.
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
+    # Reserved for the part that fills it; accepted so a project file can grow ahead.
     serve: dict[str, Any] | None = None
-    monitor: dict[str, Any] | None = None
+
+    @field_validator("monitor", "retrain", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        return {} if value is None else value  # `monitor:` with nothing under it
 
 
 def load_config(path: str | Path | None = None) -> ProjectConfig | None:

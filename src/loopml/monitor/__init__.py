@@ -1,0 +1,18 @@
+"""Monitoring and the retraining loop: drift, data quality and performance over the prediction log.
+
+Modules, one concept each:
+
+- ``settings``: the ``monitor:`` and ``retrain:`` sections of loopml.yaml.
+- ``stats``: the drift statistics (KS, Wasserstein, chi-squared, Jensen-Shannon, PSI) and the
+  correction for testing many features at once.
+- ``sketch``: the reference (from a dataset profile) and mergeable per-window sketches.
+- ``drift``: the verdict per feature and per window (tests for small windows, effect sizes
+  for large ones), data quality, and ``compare`` for two frames.
+- ``logscan``: the prediction log read as typed feature batches, in windows.
+- ``performance``: realised metrics once labels arrive, and the confidence-based estimate
+  (CBPE) before they do.
+- ``runner``: one incremental pass over the log (cursor, stored windows, alerts).
+- ``alerts``: alert rules and the webhook.
+- ``report_html``: the self-contained HTML report.
+- ``retrain``: the retraining policy.
+"""
