@@ -16,6 +16,7 @@ and exits with code 2; the server maps the classes to HTTP codes. Nothing below
         ├── StoreUnavailable       the store URI cannot be opened
         ├── SchemaMismatch         the workspace schema is older or newer than this loopml
         ├── ConstraintError        a write broke a constraint (e.g. its run was deleted)
+        ├── ConflictError          a compare-and-set lost to another writer (run it again)
         ├── ArtifactCorrupted      stored bytes do not match their sha256 address
         └── UntrustedArtifact      a pickle whose signature does not verify: never loaded
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "ArtifactCorrupted",
+    "ConflictError",
     "ConstraintError",
     "ContractViolation",
     "ExportFailed",
@@ -81,6 +83,10 @@ class SchemaMismatch(StoreError):
 
 class ConstraintError(StoreError):
     """A write broke a database constraint: retrying the same write cannot succeed."""
+
+
+class ConflictError(StoreError):
+    """Another process moved the same record first (a monitor's cursor): nothing was written."""
 
 
 class ArtifactCorrupted(StoreError):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from loopml.store.datasets import Datasets
     from loopml.store.metrics import Metrics
     from loopml.store.models import Models
+    from loopml.store.monitoring import Monitoring
     from loopml.store.runs import Runs
     from loopml.store.tokens import Tokens
 
@@ -154,6 +155,12 @@ class Store:
         from loopml.store.tokens import Tokens
 
         return Tokens(self)
+
+    @cached_property
+    def monitoring(self) -> Monitoring:
+        from loopml.store.monitoring import Monitoring
+
+        return Monitoring(self)
 
     @cached_property
     def artifacts(self) -> ArtifactIndex:

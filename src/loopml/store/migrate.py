@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # Every revision in migrations/versions, oldest first. tests/store/test_migrations.py
 # checks this against Alembic's own history, so a new migration must be added here too.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -348,3 +348,82 @@ class ApiToken(Base):
         UniqueConstraint("name", name="uq_api_tokens_name"),
         UniqueConstraint("prefix", name="uq_api_tokens_prefix"),
     )
+
+
+class MonitorWindow(Base):
+    """One window of one model version's predictions: its mergeable sketch and its verdict.
+
+    ``start_key`` is the window's start in epoch milliseconds for time windows, or its
+    number for row windows. ``dirty`` is set when the sketch (or the labels it joins) changed
+    and cleared when ``result`` was recomputed from it, in separate transactions: a monitor
+    killed in between finds the window still dirty.
+    """
+
+    __tablename__ = "monitor_windows"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    window: Mapped[str] = mapped_column(String(32))
+    start_key: Mapped[int] = mapped_column(BigInteger)
+    first_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_ts: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(BigInteger)
+    sketch: Mapped[str] = mapped_column(Text)
+    segments: Mapped[str] = mapped_column(Text)  # JSON list of the segment names read into it
+    result: Mapped[str | None] = mapped_column(Text)
+    dirty: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("model", "version", "window", "start_key",
+                         name="uq_monitor_windows_model"),
+    )
+
+
+class MonitorCursor(Base):
+    """How far one monitor (a model and a window size) has read the prediction log."""
+
+    __tablename__ = "monitor_cursors"
+
+    name: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    predictions: Mapped[str | None] = mapped_column(String(128))  # last segment name read
+    feedback: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(Text)  # JSON: row counts per version (row windows)
+    passes: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MonitorReference(Base):
+    """What a model version is compared with (its data profile, its test-set outputs), once."""
+
+    __tablename__ = "monitor_references"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Alert(Base):
+    """A monitoring rule crossed by one window; one row per (window, kind), however many passes."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    window: Mapped[str] = mapped_column(String(32))
+    start_key: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    webhook: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+
+    __table_args__ = (
+        UniqueConstraint("model", "version", "window", "start_key", "kind",
+                         name="uq_alerts_model"),
+        Index("ix_alerts_created_at", "created_at"),
+    )
