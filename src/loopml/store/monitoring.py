@@ -214,18 +214,17 @@ class Monitoring:
                     .values(result=_dump(result), dirty=0, updated_at=now))
             new: list[AlertRecord] = []
             for alert in alerts:
+                # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts
                 inserted = conn.execute(_dialect_insert(conn, Alert.__table__)
-                                        .on_conflict_do_nothing(), {
+                                        .on_conflict_do_nothing().returning(Alert.id), {
                     "model": model, "version": alert["version"], "window": window,
                     "start_key": alert["start_key"], "kind": alert["kind"],
                     "severity": alert["severity"], "message": alert["message"],
                     "details": _dump(alert.get("details", {})), "created_at": now,
-                    "webhook": None}).rowcount  # one row, not executemany: a true rowcount
-                if inserted == 1:  # not raised by an earlier pass (or a racing one)
+                    "webhook": None}).first()
+                if inserted is not None:  # not raised by an earlier pass (or a racing one)
                     new.append(_alert(conn.execute(select(Alert).where(
-                        Alert.model == model, Alert.version == alert["version"],
-                        Alert.window == window, Alert.start_key == alert["start_key"],
-                        Alert.kind == alert["kind"])).one()))
+                        Alert.id == inserted[0])).one()))
         return new
 
     def reset(self, model: str, window: str, *, cursor: str) -> int:
