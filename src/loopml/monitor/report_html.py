@@ -1,0 +1,720 @@
+"""The monitoring report: one self-contained HTML page with plots, and the same content as JSON.
+
+The input is the whole report the runner builds (see the monitor design)::
+
+    {"model", "window", "log_dir", "generated_at", "settings"?,
+     "reference": {"source", "rows", "features"?: {name: FeatureRef JSON}, "prediction"?},
+     "windows": [window result, oldest first], "alerts": [...], "skipped": [...]}
+
+and each window result carries ``drift`` (``DriftResult.to_json()``), ``quality``
+(``QualityResult.to_json()``), ``performance`` and ``alerts``; a window may carry its ``sketch``
+(``WindowSketch.to_json()``), which the distribution plots compare with the reference's bins.
+Every field may be missing or None: the page shows what there is.
+
+Privacy: a column marked as personal data (``pii`` on its reference, its drift result or its
+quality row) is named but never shown with a value: no distribution plot, no unseen values, and
+:func:`report_data` drops them from the JSON too. Every user string is stripped of control
+characters and HTML-escaped; plots are inline PNG data, so the file opens offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import InvalidInput
+from loopml.evaluate.card import _STYLE, _plain, _png, json_safe
+from loopml.files import publish
+
+# C0/C1 control characters, line separators and bidirectional overrides: a name must read in
+# the page as it is stored (no "Trojan source"); tabs and line breaks become spaces.
+_CONTROL: dict[int, str | None] = dict.fromkeys(
+    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+     *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " "})
+
+_EXTRA_STYLE = """
+td{overflow-wrap:anywhere;max-width:28rem} .num{text-align:right;font-variant-numeric:tabular-nums}
+.drift{color:#c0392b;font-weight:600} .ok{color:#2e7d32} .critical{color:#c0392b;font-weight:600}
+.warning{color:#b7791f;font-weight:600} .note{color:#777} .plots{display:flex;flex-wrap:wrap;
+gap:.5rem} .plots figure{margin:0} figcaption{font-size:.8rem;color:#555;max-width:26rem;
+overflow-wrap:anywhere} summary{cursor:pointer;color:#555}
+"""
+
+# Effect-size columns of the feature table: key in FeatureDrift JSON, header.
+_EFFECTS = (("wasserstein_norm", "Wasserstein/std"), ("js_distance", "JS distance"),
+            ("psi", "PSI"))
+# Label length in plots: longer names are cut (the tables show them whole).
+_LABEL = 40
+
+
+def render_report(report: dict[str, Any], *, max_feature_plots: int = 24) -> str:
+    """Return the monitoring report as one self-contained HTML page.
+
+    ``max_feature_plots`` caps the per-feature distribution plots (drifted features first,
+    then the largest effects), so a model with hundreds of features stays a small file.
+    """
+    report = report if isinstance(report, dict) else {}
+    windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
+    pii = pii_columns(report)
+    model = _text(report.get("model") or "model")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring: {model}"
+             f"</title><style>{_STYLE}{_EXTRA_STYLE}</style></head><body>",
+             f"<h1>Monitoring report — {model}</h1>"]
+    parts.append(_summary(report, windows))
+    parts.append(_alerts(report, windows))
+    parts.append(_drift_over_time(report, windows))
+    parts.append(_performance_over_time(windows))
+    if windows:
+        parts.append(_features(report, windows[-1], pii, max_feature_plots))
+    parts.append(_prediction(report, windows))
+    if windows:
+        parts.append(_quality(windows, pii))
+    parts.append(_skipped(report))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def pii_columns(report: dict[str, Any]) -> set[str]:
+    """Return the names of the columns the report marks as personal data.
+
+    >>> sorted(pii_columns({"reference": {"features": {"email": {"pii": "email"}, "age": {}}}}))
+    ['email']
+    """
+    names = {str(n) for n in _list(report.get("pii"))}
+    for name, ref in _reference_features(report).items():
+        if isinstance(ref, dict) and ref.get("pii"):
+            names.add(name)
+    for window in _list(report.get("windows")):
+        if not isinstance(window, dict):
+            continue
+        for feature in _list(_get(window, "drift", "features")):
+            if isinstance(feature, dict) and (
+                    feature.get("pii") or (feature.get("monitored") is False
+                                           and "pii" in str(feature.get("note") or "").lower())):
+                names.add(str(feature.get("name")))
+        for column in _list(_get(window, "quality", "columns")):
+            if isinstance(column, dict) and column.get("pii"):
+                names.add(str(column.get("name")))
+    return names
+
+
+def report_data(report: dict[str, Any]) -> dict[str, Any]:
+    """Return the report as strict-JSON-ready data, with every value of a PII column removed.
+
+    NaN and infinities become None; a PII column keeps its name, kind and counts, and loses its
+    bins, categories, ranges and unseen values wherever they appear.
+    """
+    pii = pii_columns(report)
+    data = json_safe(report)
+    if not pii or not isinstance(data, dict):
+        return data
+    keep = {"name", "kind", "rows", "count", "missing", "missing_share", "pii", "monitored",
+            "note", "invalid", "invalid_share", "ref_missing_share"}
+
+    def scrub(entry: Any, name: str) -> Any:
+        if name not in pii or not isinstance(entry, dict):
+            return entry
+        return {k: v for k, v in entry.items() if k in keep}
+
+    reference = data.get("reference")
+    if isinstance(reference, dict) and isinstance(reference.get("features"), dict):
+        reference["features"] = {n: scrub(f, n) for n, f in reference["features"].items()}
+    for window in _list(data.get("windows")):
+        if not isinstance(window, dict):
+            continue
+        sketch = window.get("sketch")
+        if isinstance(sketch, dict) and isinstance(sketch.get("features"), dict):
+            sketch["features"] = {n: scrub(f, n) for n, f in sketch["features"].items()}
+        quality = window.get("quality")
+        if isinstance(quality, dict) and isinstance(quality.get("columns"), list):
+            quality["columns"] = [scrub(c, str(c.get("name"))) if isinstance(c, dict) else c
+                                  for c in quality["columns"]]
+    return data
+
+
+def report_json_text(report: dict[str, Any]) -> str:
+    """Return the report as strict JSON text (no NaN, PII values removed)."""
+    return json.dumps(report_data(report), indent=2, ensure_ascii=False, default=str,
+                      allow_nan=False)
+
+
+def write_report(report: dict[str, Any], folder: str | Path, *, stem: str,
+                 overwrite: bool = True, max_feature_plots: int = 24) -> tuple[Path, Path]:
+    """Return the paths of ``<stem>.html`` and ``<stem>.json`` written into ``folder``.
+
+    Both are rendered before anything is written, and each file appears whole or not at all
+    (written to a temporary name in the same folder, flushed, then renamed).
+    """
+    if (not isinstance(stem, str) or not stem.strip() or stem in {".", ".."}
+            or re.search(r"[/\\\x00-\x1f]", stem)):
+        raise InvalidInput(f"report stem {stem!r} is not a plain file name; give a name without "
+                           "slashes or control characters, such as 'credit-2026-11-30'")
+    page = render_report(report, max_feature_plots=max_feature_plots)
+    text = report_json_text(report)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
+    _write_atomic(json_path, text, overwrite=overwrite)
+    _write_atomic(html_path, page, overwrite=overwrite)
+    return html_path, json_path
+
+
+def _write_atomic(target: Path, text: str, *, overwrite: bool) -> None:
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        publish(Path(temp), target, overwrite=overwrite, what="report")
+    finally:
+        # publish links rather than moves when it must not overwrite: the temp name goes.
+        Path(temp).unlink(missing_ok=True)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+def _summary(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    reference = report.get("reference") if isinstance(report.get("reference"), dict) else {}
+    alerts = _all_alerts(report, windows)
+    critical = sum(1 for a in alerts if _field(a, "severity") == "critical")
+    versions = sorted({str(w.get("version")) for w in windows if w.get("version") is not None})
+    rows = sum(_int(w.get("rows")) for w in windows)
+    span = (f"{_text(_label(windows[0]))} … {_text(_label(windows[-1], end=True))}"
+            if windows else "—")
+    facts = [("model", _text(report.get("model") or "—")),
+             ("window", _text(report.get("window") or "—")),
+             ("windows", f"{len(windows)} ({span})"),
+             ("versions", _text(", ".join(versions) or "—")),
+             ("rows", f"{rows:,}"),
+             ("reference", f"{_text(reference.get('source') or '—')} "
+                           f"({_num(reference.get('rows'))} rows)"),
+             ("alerts", f"{len(alerts)} ({critical} critical)"),
+             ("prediction log", _text(report.get("log_dir") or "—")),
+             ("generated", _text(report.get("generated_at") or "—"))]
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+    latest = _get(windows[-1], "drift", "rule") if windows else None
+    rule = f"<p>{_rule_text(report)}</p>"
+    if latest:
+        rule += f"<p class='meta'>In the latest window: {_text(latest)}</p>"
+    return f"<h2>Summary</h2><table>{body}</table><h3>How drift is decided</h3>{rule}"
+
+
+def _rule_text(report: dict[str, Any]) -> str:
+    """Return, in words, the rule that decides drift (with the thresholds when known)."""
+    settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
+    drift = settings.get("drift") if isinstance(settings.get("drift"), dict) else settings
+    known = all(k in drift for k in ("large_sample_rows", "wasserstein", "jensen_shannon", "psi",
+                                     "alpha", "correction", "share"))
+    if not known:
+        return ("Large windows (and references) are judged by effect sizes: a number drifts when "
+                "its Wasserstein distance over the reference's standard deviation or its PSI "
+                "reaches a threshold, a category when its Jensen–Shannon distance or PSI does. "
+                "Smaller windows are judged by tests (Kolmogorov–Smirnov for numbers, "
+                "chi-squared for categories), with the p-values corrected for testing many "
+                "features at once. A window drifts when a set share of its monitored features "
+                "drift. Every statistic is reported; the table says which rule decided.")
+    correction = {"holm": "Holm's correction", "bh": "the Benjamini–Hochberg correction",
+                  "none": "no correction"}.get(str(drift["correction"]), _text(drift["correction"]))
+    min_rows = drift.get("min_rows")
+    return (f"Windows and references of at least {_num(drift['large_sample_rows'])} rows are "
+            f"judged by effect sizes: a number drifts when its Wasserstein distance over the "
+            f"reference's standard deviation is ≥ {_num(drift['wasserstein'])} or its PSI ≥ "
+            f"{_num(drift['psi'])}; a category when its Jensen–Shannon distance is ≥ "
+            f"{_num(drift['jensen_shannon'])} or its PSI ≥ {_num(drift['psi'])}. Smaller windows "
+            f"are judged by tests (Kolmogorov–Smirnov for numbers, chi-squared for categories) "
+            f"at α = {_num(drift['alpha'])} after {correction} across the window's features. "
+            f"A window drifts when at least {_share(drift['share'])} of its monitored features "
+            f"drift" + (f"; windows of fewer than {_num(min_rows)} rows get no verdict."
+                        if min_rows is not None else "."))
+
+
+def _alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    alerts = _all_alerts(report, windows)
+    if not alerts:
+        return "<h2>Alerts</h2><p class='ok'>No rule was crossed.</p>"
+    rows = []
+    for alert in alerts:
+        severity = str(_field(alert, "severity") or "")
+        start = _field(alert, "window_start") or _field(alert, "start")
+        rows.append(f"<tr><td>{_text(start or '—')}</td><td>{_text(_field(alert, 'version'))}"
+                    f"</td><td>{_text(_field(alert, 'kind') or '')}</td>"
+                    f"<td class='{_css(severity)}'>{_text(severity)}</td>"
+                    f"<td>{_text(_field(alert, 'message') or '')}</td></tr>")
+    return (f"<h2>Alerts ({len(alerts)})</h2><table><tr><th>window</th><th>version</th>"
+            f"<th>kind</th><th>severity</th><th>message</th></tr>{''.join(rows)}</table>")
+
+
+def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    if not windows:
+        return "<h2>Drift over time</h2><p class='note'>No window in this report.</p>"
+    shares = [_float(_get(w, "drift", "share")) for w in windows]
+    threshold = _float(_get(report, "settings", "drift", "share"))
+    parts = ["<h2>Drift over time</h2>"]
+    if any(not math.isnan(s) for s in shares):
+        labels, versions = [_label(w) for w in windows], [w.get("version") for w in windows]
+
+        def draw(ax: Any) -> None:
+            ax.plot(range(len(shares)), shares, marker="o", ms=3, color="#4c78a8",
+                    label="share of drifted features")
+            if math.isfinite(threshold):
+                ax.axhline(threshold, ls=":", c="#c0392b", label="window drifts at")
+            _version_marks(ax, versions)
+            _ticks(ax, labels)
+            ax.set(title="Share of drifted features per window", ylim=(-0.02, 1.02))
+            ax.legend(fontsize=7, loc="upper left")
+
+        parts.append(_png(draw, (7.5, 2.8)))
+    rows = []
+    for window in windows:
+        drift = window.get("drift") if isinstance(window.get("drift"), dict) else {}
+        drifted = [str(n) for n in _list(drift.get("drifted"))]
+        prediction = drift.get("prediction") if isinstance(drift.get("prediction"), dict) else {}
+        verdict = drift.get("dataset_drift")
+        rows.append(
+            f"<tr><td>{_text(_label(window))}</td><td>{_text(window.get('version'))}</td>"
+            f"<td class='num'>{_num(window.get('rows'))}</td>"
+            f"<td class='num'>{_share(drift.get('share'))}</td>"
+            f"<td class='num'>{len(drifted)} / {_num(drift.get('monitored'))}</td>"
+            f"<td>{_verdict(verdict)}</td><td>{_verdict(prediction.get('drifted'))}</td>"
+            f"<td>{_text(_names(drifted, 8))}</td></tr>")
+    parts.append("<table><tr><th>window</th><th>version</th><th>rows</th><th>drift share</th>"
+                 "<th>drifted / monitored</th><th>window drifts</th><th>prediction drifts</th>"
+                 f"<th>drifted features</th></tr>{''.join(rows)}</table>")
+    return "".join(parts)
+
+
+def _performance_over_time(windows: list[dict[str, Any]]) -> str:
+    performances = [w.get("performance") if isinstance(w.get("performance"), dict) else {}
+                    for w in windows]
+    if not any(performances):
+        return ("<h2>Performance over time</h2><p class='note'>No performance figures (no "
+                "labels and no estimate).</p>")
+    metric = next((str(p["metric"]) for p in performances if p.get("metric")), "metric")
+    realised = [_metric(p.get("realised"), metric) for p in performances]
+    estimated = [_metric(p.get("estimated"), metric) for p in performances]
+    reference = [_float(p.get("reference")) for p in performances]
+    labels, versions = [_label(w) for w in windows], [w.get("version") for w in windows]
+    parts = ["<h2>Performance over time</h2>"]
+    if any(not math.isnan(v) for v in realised + estimated + reference):
+        def draw(ax: Any) -> None:
+            x = range(len(windows))
+            ax.step(x, reference, where="mid", c="grey", ls="--", label="model card (test)")
+            ax.plot(x, realised, marker="o", ms=3, c="#4c78a8", label="realised (labels)")
+            ax.plot(x, estimated, marker="s", ms=3, ls=":", c="#f58518",
+                    label="estimated (confidence)")
+            _version_marks(ax, versions)
+            _ticks(ax, labels)
+            ax.set(title=_plain(_clean(metric)) + " per window")
+            ax.legend(fontsize=7, loc="lower left")
+
+        parts.append(_png(draw, (7.5, 2.8)))
+    rows = []
+    for window, p in zip(windows, performances, strict=True):
+        rows.append(
+            f"<tr><td>{_text(_label(window))}</td><td>{_text(window.get('version'))}</td>"
+            f"<td class='num'>{_num(p.get('labeled_rows'))}</td>"
+            f"<td class='num'>{_num(_metric(p.get('realised'), metric))}</td>"
+            f"<td class='num'>{_num(_metric(p.get('estimated'), metric))}</td>"
+            f"<td class='num'>{_num(p.get('reference'))}</td>"
+            f"<td class='num'>{_num(p.get('drop'))}</td></tr>")
+    parts.append(f"<table><tr><th>window</th><th>version</th><th>labelled rows</th>"
+                 f"<th>{_text(metric)} realised</th><th>estimated</th><th>model card</th>"
+                 f"<th>drop</th></tr>{''.join(rows)}</table>")
+    return "".join(parts)
+
+
+def _features(report: dict[str, Any], window: dict[str, Any], pii: set[str],
+              max_plots: int) -> str:
+    features = [f for f in _list(_get(window, "drift", "features")) if isinstance(f, dict)]
+    parts = [f"<h2>Features in the latest window ({_text(_label(window))}, version "
+             f"{_text(window.get('version'))})</h2>"]
+    if features:
+        ordered = sorted(features, key=lambda f: (not f.get("drifted"), -_effect(f)))
+        rows = []
+        for f in ordered:
+            name = str(f.get("name"))
+            effects = "".join(f"<td class='num'>{_num(f.get(k))}</td>" for k, _ in _EFFECTS)
+            note = f.get("note") or ("personal data: not monitored" if name in pii else "")
+            rows.append(
+                f"<tr><td>{_text(name)}</td><td>{_text(f.get('kind') or '')}</td>"
+                f"<td class='num'>{_num(f.get('rows'))}</td>"
+                f"<td>{_text(f.get('test') or '—')}</td>"
+                f"<td class='num'>{_num(f.get('statistic'))}</td>"
+                f"<td class='num'>{_num(f.get('p_value'))}</td>"
+                f"<td class='num'>{_num(f.get('p_adjusted'))}</td>{effects}"
+                f"<td>{_text(f.get('decided_by') or '')}</td>"
+                f"<td>{_verdict(f.get('drifted')) if f.get('monitored', True) else '—'}</td>"
+                f"<td class='note'>{_text(note)}</td></tr>")
+        headers = ["feature", "kind", "rows", "test", "statistic", "p", "adjusted p",
+                   *(h for _, h in _EFFECTS), "decided by", "drifted", "note"]
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
+                     + "".join(rows) + "</table>")
+    else:
+        parts.append("<p class='note'>No per-feature drift results in this window.</p>")
+    parts.append(_distribution_plots(report, window, features, pii, max_plots))
+    return "".join(parts)
+
+
+def _distribution_plots(report: dict[str, Any], window: dict[str, Any],
+                        features: list[dict[str, Any]], pii: set[str], max_plots: int) -> str:
+    references = _reference_features(report)
+    sketches = _get(window, "sketch", "features")
+    if not references or not isinstance(sketches, dict):
+        return ("<p class='note'>No distribution plots: the report holds no reference bins or "
+                "no window sketch.</p>")
+    if features:
+        candidates = [f for f in sorted(features, key=lambda f: (not f.get("drifted"),
+                                                                  -_effect(f)))
+                      if f.get("monitored", True)]
+        names = [str(f.get("name")) for f in candidates]
+    else:
+        names = list(references)
+    names = [n for n in names if n not in pii and n in references and n in sketches]
+    shown = names[:max(0, max_plots)]
+    figures = []
+    for name in shown:
+        image = _distribution(name, references[name], sketches[name])
+        if image:
+            figures.append(f"<figure>{image}<figcaption>{_text(name)}</figcaption></figure>")
+    note = (f"<p class='note'>Distributions of {len(figures)} of {len(names)} features "
+            "(drifted first, then the largest effects), reference vs latest window, as shares "
+            "of the non-missing values on the reference's bins.</p>")
+    return note + "<div class='plots'>" + "".join(figures) + "</div>"
+
+
+def _prediction(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    results = [(w, _get(w, "drift", "prediction")) for w in windows]
+    results = [(w, p) for w, p in results if isinstance(p, dict)]
+    if not results:
+        return ("<h2>Prediction drift</h2><p class='note'>No prediction drift results (no "
+                "reference output distribution for this model).</p>")
+    rows = []
+    for window, p in results:
+        effects = "".join(f"<td class='num'>{_num(p.get(k))}</td>" for k, _ in _EFFECTS)
+        rows.append(f"<tr><td>{_text(_label(window))}</td><td>{_text(window.get('version'))}</td>"
+                    f"<td class='num'>{_num(p.get('rows'))}</td><td>{_text(p.get('test') or '—')}"
+                    f"</td><td class='num'>{_num(p.get('statistic'))}</td>"
+                    f"<td class='num'>{_num(p.get('p_value'))}</td>{effects}"
+                    f"<td>{_text(p.get('decided_by') or '')}</td>"
+                    f"<td>{_verdict(p.get('drifted'))}</td></tr>")
+    headers = ["window", "version", "rows", "test", "statistic", "p", *(h for _, h in _EFFECTS),
+               "decided by", "drifted"]
+    parts = ["<h2>Prediction drift</h2><table><tr>"
+             + "".join(f"<th>{h}</th>" for h in headers) + "</tr>" + "".join(rows) + "</table>"]
+    reference = _get(report, "reference", "prediction")
+    sketch = _get(windows[-1], "sketch", "prediction") if windows else None
+    if isinstance(reference, dict) and isinstance(sketch, dict):
+        image = _distribution("prediction", reference, sketch)
+        if image:
+            parts.append(f"<figure>{image}<figcaption>model output: reference vs latest window"
+                         "</figcaption></figure>")
+    return "".join(parts)
+
+
+def _quality(windows: list[dict[str, Any]], pii: set[str]) -> str:
+    latest = windows[-1]
+    parts = [f"<h2>Data quality in the latest window ({_text(_label(latest))})</h2>"]
+    columns = [c for c in _list(_get(latest, "quality", "columns")) if isinstance(c, dict)]
+    if columns:
+        rows = []
+        for c in columns:
+            name = str(c.get("name"))
+            if name in pii:
+                unseen = "<span class='note'>personal data: values not shown</span>"
+            else:
+                unseen = _text(", ".join(f"{_clip(v)} ({_num(n)})" for v, n in _pairs(
+                    c.get("unseen_top"))[:5]))
+            rows.append(f"<tr><td>{_text(name)}</td>"
+                        + "".join(f"<td class='num'>{_share(c.get(k))}</td>" for k in (
+                            "missing_share", "ref_missing_share", "out_of_range_share",
+                            "unseen_share", "invalid_share"))
+                        + f"<td>{unseen}</td></tr>")
+        parts.append("<table><tr><th>column</th><th>missing</th><th>reference missing</th>"
+                     "<th>out of range</th><th>unseen</th><th>invalid</th><th>unseen values</th>"
+                     f"</tr>{''.join(rows)}</table>")
+    issues = [(w, [str(i) for i in _list(_get(w, "quality", "issues"))]) for w in windows]
+    issues = [(w, i) for w, i in issues if i]
+    if issues:
+        items = "".join(f"<li><b>{_text(_label(w))}</b> (version {_text(w.get('version'))}): "
+                        + "; ".join(_text(i) for i in found) + "</li>" for w, found in issues)
+        parts.append(f"<h3>Issues per window</h3><ul>{items}</ul>")
+    else:
+        parts.append("<p class='ok'>No quality threshold crossed in any window.</p>")
+    return "".join(parts)
+
+
+def _skipped(report: dict[str, Any]) -> str:
+    skipped = _list(report.get("skipped"))
+    if not skipped:
+        return ""
+    items = "".join(f"<li>{_text(json.dumps(json_safe(s), default=str, ensure_ascii=False))}"
+                    f"</li>" if isinstance(s, dict) else f"<li>{_text(s)}</li>"
+                    for s in skipped[:200])
+    more = f"<p class='note'>… and {len(skipped) - 200} more.</p>" if len(skipped) > 200 else ""
+    return (f"<h2>Skipped ({len(skipped)})</h2><details><summary>what could not be read"
+            f"</summary><ul>{items}</ul>{more}</details>")
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+def _distribution(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
+    """Return an <img> comparing the reference's and the window's binned shares, or None."""
+    if reference.get("categories") is not None:
+        return _categorical(name, reference, sketch)
+    edges = [_float(e) for e in _list(reference.get("edges"))]
+    ref_counts = [_float(c) for c in _list(reference.get("counts"))]
+    win_counts = [_float(c) for c in _list(sketch.get("counts"))]
+    bins = len(edges) - 1
+    if bins < 1 or any(math.isnan(e) or math.isinf(e) for e in edges):
+        return None
+    if len(ref_counts) == bins:  # no outer bins given
+        ref_counts = [0.0, *ref_counts, 0.0]
+    if len(win_counts) == bins:
+        win_counts = [0.0, *win_counts, 0.0]
+    if len(ref_counts) != bins + 2 or len(win_counts) != bins + 2:
+        return None
+    ref_share, win_share = _shares(ref_counts), _shares(win_counts)
+    if ref_share is None or win_share is None:
+        return None
+    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    outside_ref, outside_win = ref_share[0] + ref_share[-1], win_share[0] + win_share[-1]
+
+    def draw(ax: Any) -> None:
+        if all(w > 0 for w in widths):  # density, so uneven (quantile) bins read right
+            ax.stairs([s / w for s, w in zip(ref_share[1:-1], widths, strict=True)], edges,
+                      fill=True, alpha=0.35, color="#4c78a8", label="reference")
+            ax.stairs([s / w for s, w in zip(win_share[1:-1], widths, strict=True)], edges,
+                      color="#e45756", lw=1.5, label="window")
+            ax.set_yticks([])
+        else:
+            x = range(bins)
+            ax.bar(x, ref_share[1:-1], alpha=0.35, color="#4c78a8", label="reference")
+            ax.step(x, win_share[1:-1], where="mid", color="#e45756", label="window")
+        title = _plain(_short(name))
+        if outside_ref or outside_win:
+            title += f"\noutside the reference range: {outside_win:.1%} (ref {outside_ref:.1%})"
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+
+    return _png(draw, (3.4, 2.3))
+
+
+def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
+    categories = [_short(_clean(c), 24) for c in _list(reference.get("categories"))]
+    k = len(categories)
+    ref_counts = [_float(c) for c in _list(reference.get("category_counts"))]
+    win_counts = [_float(c) for c in _list(sketch.get("counts", sketch.get("category_counts")))]
+    if len(ref_counts) < k or len(win_counts) < k:
+        return None
+    # Everything beyond the known categories (the reference's "other", the window's unseen).
+    ref_all = ref_counts[:k] + [sum(_finite(c) for c in ref_counts[k:])]
+    unseen = _float(sketch.get("unseen", sketch.get("unseen_count")))
+    win_all = win_counts[:k] + [sum(_finite(c) for c in win_counts[k:]) + _finite(unseen)]
+    ref_share, win_share = _shares(ref_all), _shares(win_all)
+    if ref_share is None or win_share is None:
+        return None
+    order = sorted(range(k), key=lambda i: -max(ref_share[i], win_share[i]))
+    top, rest = order[:12], order[12:]
+    labels = [categories[i] for i in top] + ["other / unseen"]
+    ref_bar = [ref_share[i] for i in top] + [ref_share[k] + sum(ref_share[i] for i in rest)]
+    win_bar = [win_share[i] for i in top] + [win_share[k] + sum(win_share[i] for i in rest)]
+    if not ref_bar[-1] and not win_bar[-1]:
+        labels, ref_bar, win_bar = labels[:-1], ref_bar[:-1], win_bar[:-1]
+
+    def draw(ax: Any) -> None:
+        y = list(range(len(labels)))
+        ax.barh([v - 0.2 for v in y], ref_bar, height=0.4, color="#4c78a8", alpha=0.6,
+                label="reference")
+        ax.barh([v + 0.2 for v in y], win_bar, height=0.4, color="#e45756", label="window")
+        ax.set_yticks(y, [_plain(label) for label in labels])
+        ax.invert_yaxis()
+        ax.set_title(_plain(_short(name)), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+
+    return _png(draw, (3.4, 0.9 + 0.2 * len(labels)))
+
+
+def _ticks(ax: Any, labels: list[str]) -> None:
+    step = max(1, math.ceil(len(labels) / 10))
+    positions = list(range(0, len(labels), step))
+    ax.set_xticks(positions, [_plain(_short(labels[i], 16)) for i in positions], rotation=30,
+                  ha="right", fontsize=7)
+
+
+def _version_marks(ax: Any, versions: list[Any]) -> None:
+    """Draw a dotted line where the served version changes, labelled with the new version."""
+    for i in range(1, len(versions)):
+        if versions[i] != versions[i - 1]:
+            ax.axvline(i - 0.5, ls=":", c="#888")
+            ax.annotate(_plain(f"v{_clean(versions[i])}"), (i - 0.5, 1), xycoords=(
+                "data", "axes fraction"), fontsize=7, color="#555", va="top")
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+def _clean(value: Any) -> str:
+    """Return ``value`` as text without control characters.
+
+    >>> _clean("a\\x1b[2Jb\\u202e\\tc")
+    'a[2Jb c'
+    """
+    return str(value).translate(_CONTROL)
+
+
+def _text(value: Any) -> str:
+    """Return ``value`` as HTML text: control characters removed, markup escaped.
+
+    >>> _text("<script>alert('x')</script>")
+    '&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;'
+    """
+    if value is None:
+        return "—"
+    return html.escape(_clean(value), quote=True)
+
+
+def _css(severity: str) -> str:
+    return severity if severity in {"critical", "warning"} else ""
+
+
+def _short(text: Any, limit: int = _LABEL) -> str:
+    text = _clean(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _clip(value: Any) -> str:
+    return _short(value, 60)
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _field(record: Any, key: str) -> Any:
+    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+
+
+def _num(value: Any) -> str:
+    """Return a number for a table: integers with separators, others in 4 significant digits.
+
+    >>> _num(1234567), _num(0.000123456), _num(float("nan")), _num(None), _num("x<")
+    ('1,234,567', '0.0001235', '—', '—', 'x&lt;')
+    """
+    if value is None or isinstance(value, bool):
+        return "—" if value is None else ("yes" if value else "no")
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else "—"
+    return _text(value)
+
+
+def _share(value: Any) -> str:
+    """Return a share as a percentage.
+
+    >>> _share(0.1234), _share(None)
+    ('12.3%', '—')
+    """
+    number = _float(value)
+    return "—" if not math.isfinite(number) else f"{number:.1%}"
+
+
+def _verdict(value: Any) -> str:
+    if value is None:
+        return "—"
+    return "<span class='drift'>yes</span>" if value else "<span class='ok'>no</span>"
+
+
+def _metric(values: Any, metric: str) -> float:
+    return _float(values.get(metric)) if isinstance(values, dict) else math.nan
+
+
+def _effect(feature: dict[str, Any]) -> float:
+    """Return the feature's largest effect size (for ordering; NaN counts as none)."""
+    effects = [_float(feature.get(k)) for k, _ in _EFFECTS]
+    return max([e for e in effects if math.isfinite(e)], default=0.0)
+
+
+def _names(names: list[str], limit: int) -> str:
+    shown = ", ".join(_short(n) for n in names[:limit])
+    return shown + (f" (+{len(names) - limit})" if len(names) > limit else "")
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    """Return ``[[value, count], ...]`` or ``{value: count}`` as pairs."""
+    if isinstance(value, dict):
+        return list(value.items())
+    return [(p[0], p[1]) for p in _list(value) if isinstance(p, list | tuple) and len(p) == 2]
+
+
+def _shares(counts: list[float]) -> list[float] | None:
+    clean = [_finite(c) for c in counts]
+    total = sum(clean)
+    return None if total <= 0 else [c / total for c in clean]
+
+
+def _reference_features(report: dict[str, Any]) -> dict[str, Any]:
+    features = _get(report, "reference", "features")
+    if isinstance(features, dict):
+        return features
+    return {str(f.get("name")): f for f in _list(features) if isinstance(f, dict)}
+
+
+def _all_alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> list[Any]:
+    """Return the report's alerts, or those of its windows when it lists none itself."""
+    if isinstance(report.get("alerts"), list):
+        return list(report["alerts"])
+    return [{**a, "window_start": w.get("start"), "version": w.get("version")}
+            for w in windows for a in _list(w.get("alerts")) if isinstance(a, dict)]
+
+
+def _label(window: dict[str, Any], *, end: bool = False) -> str:
+    """Return a short name for a window: its number for row windows, else its start time.
+
+    >>> _label({"start": "2026-11-30T00:00:00+00:00"}), _label({"index": 3, "start": "x"})
+    ('2026-11-30', '#3')
+    """
+    if window.get("index") is not None:
+        return f"#{window['index']}"
+    moment = window.get("end" if end else "start")
+    if not isinstance(moment, str):
+        return "—" if moment is None else str(moment)
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment
+    if (parsed.hour, parsed.minute, parsed.second) == (0, 0, 0):
+        return parsed.strftime("%Y-%m-%d")
+    return parsed.strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,203 @@
+"""Monitoring reports and alerts on a terminal (rich) and as JSON.
+
+User text (model, feature and column names, alert messages) goes through
+:mod:`loopml.views.text`: no markup, control characters escaped. JSON is strict (NaN and
+infinities become null) and holds no value of a personal-data column.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from loopml.views.runs import fmt_time
+from loopml.views.text import line, plain
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow"}
+ALERT_FIELDS = ("id", "model", "version", "window_start", "kind", "severity", "message",
+                "created_at", "webhook")
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """Return the whole report as strict JSON text (NaN and infinities as null)."""
+    from loopml.monitor.report_html import report_json_text
+
+    return report_json_text(report)
+
+
+def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) -> None:
+    """Print a report: one line about the model and reference, then one row per window.
+
+    Only the newest ``limit`` windows get a row; the HTML report has them all.
+    """
+    from rich.table import Table
+
+    windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
+    reference = report.get("reference") if isinstance(report.get("reference"), dict) else {}
+    alerts = _list(report.get("alerts"))
+    if not isinstance(report.get("alerts"), list):
+        alerts = [a for w in windows for a in _list(w.get("alerts"))]
+    rows = sum(_int(w.get("rows")) for w in windows)
+    console.print(line(("monitor ", "bold"), (str(report.get("model") or "-"), "bold"),
+                       " · window ", str(report.get("window") or "-"), " · reference ",
+                       str(reference.get("source") or "-"),
+                       f" ({_count(reference.get('rows'))} rows)"))
+    console.print(line(f"{len(windows)} window(s), {rows:,} rows, ",
+                       (f"{len(alerts)} alert(s)", "red" if alerts else "green")))
+    if not windows:
+        console.print(line(("no window yet: ", "yellow"),
+                           "the prediction log holds no rows for this model in the range"))
+        return
+    metric = next((str(w["performance"]["metric"]) for w in windows
+                   if isinstance(w.get("performance"), dict) and w["performance"].get("metric")),
+                  "metric")
+    table = Table(title=plain("windows"), title_justify="left")
+    for header, justify in (("start", "left"), ("version", "right"), ("rows", "right"),
+                            ("drift share", "right"), ("drifted features", "left"),
+                            ("quality issues", "right"), (f"{metric} realised", "right"),
+                            ("estimated", "right"), ("alerts", "left")):
+        table.add_column(plain(header), justify=justify)
+    for window in windows[-limit:]:
+        table.add_row(*_window_row(window, metric))
+    console.print(table)
+    if len(windows) > limit:
+        console.print(line((f"… {len(windows) - limit} earlier window(s) in the HTML report",
+                            "dim")))
+    skipped = _list(report.get("skipped"))
+    if skipped:
+        console.print(line((f"skipped {len(skipped)} item(s) that could not be read", "yellow"),
+                           ": ", str(skipped[0]) if len(str(skipped[0])) < 120
+                           else str(skipped[0])[:119] + "…"))
+
+
+def _window_row(window: dict[str, Any], metric: str) -> list[Any]:
+    drift = window.get("drift") if isinstance(window.get("drift"), dict) else {}
+    quality = window.get("quality") if isinstance(window.get("quality"), dict) else {}
+    performance = window.get("performance") if isinstance(window.get("performance"),
+                                                          dict) else {}
+    drifted = [str(n) for n in _list(drift.get("drifted"))]
+    names = ", ".join(drifted[:3]) + (f" +{len(drifted) - 3}" if len(drifted) > 3 else "")
+    share = _float(drift.get("share"))
+    share_text = "-" if not math.isfinite(share) else f"{share:.1%}"
+    issues = len(_list(quality.get("issues")))
+    window_alerts = [a for a in _list(window.get("alerts")) if isinstance(a, dict)]
+    critical = any(a.get("severity") == "critical" for a in window_alerts)
+    kinds = ", ".join(str(a.get("kind")) for a in window_alerts)
+    start = (f"#{window['index']}" if window.get("index") is not None
+             else _utc(window.get("start")))
+    return [plain(start), plain(window.get("version") or "-"),
+            _count(window.get("rows")),
+            plain(share_text, "red" if drift.get("dataset_drift") else ""),
+            plain(names, "red" if drifted else ""),
+            plain(str(issues), "yellow" if issues else ""),
+            _number(_metric(performance.get("realised"), metric)),
+            _number(_metric(performance.get("estimated"), metric)),
+            plain(kinds, SEVERITY_STYLE["critical" if critical else "warning"] if kinds else "")]
+
+
+def alerts_json(alerts: list[Any]) -> list[dict[str, Any]]:
+    """Return alert records (dicts or objects) as JSON-ready dicts."""
+    out = []
+    for alert in alerts:
+        record = {key: _field(alert, key) for key in ALERT_FIELDS}
+        for key in ("window_start", "created_at"):
+            if isinstance(record[key], datetime):
+                record[key] = record[key].isoformat()
+        out.append(record)
+    return out
+
+
+def alerts_table(alerts: list[Any]) -> Table:
+    """Return a table of alert records (dicts or objects with the alert fields)."""
+    from rich.table import Table
+
+    table = Table(title=plain(f"{len(alerts)} alert(s)"), title_justify="left")
+    for header in ("id", "model", "version", "window", "kind", "severity", "message", "created",
+                   "webhook"):
+        table.add_column(header)
+    for alert in alerts:
+        severity = str(_field(alert, "severity") or "")
+        table.add_row(plain(_field(alert, "id") or ""), plain(_field(alert, "model") or ""),
+                      plain(_field(alert, "version") or ""),
+                      plain(_moment(_field(alert, "window_start"))),
+                      plain(_field(alert, "kind") or ""),
+                      plain(severity, SEVERITY_STYLE.get(severity, "")),
+                      plain(_field(alert, "message") or "", newlines=False),
+                      plain(_moment(_field(alert, "created_at"))),
+                      plain(_field(alert, "webhook") or ""))
+    return table
+
+
+def _moment(value: Any) -> str:
+    """Return a time as local text; epoch milliseconds and ISO text are accepted.
+
+    >>> _moment(None), _moment("2026-11-30T00:00:00+00:00")[:4]
+    ('', '2026')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return fmt_time(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return fmt_time(datetime.fromtimestamp(value / 1000, tz=UTC))
+    try:
+        return fmt_time(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _utc(value: Any) -> str:
+    """Return a window start as UTC minutes (windows are aligned in UTC).
+
+    >>> _utc("2026-11-30T06:00:00+00:00"), _utc(None), _utc("soon")
+    ('2026-11-30 06:00', '-', 'soon')
+    """
+    if value is None:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _field(record: Any, key: str) -> Any:
+    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _metric(values: Any, metric: str) -> float:
+    return _float(values.get(metric)) if isinstance(values, dict) else math.nan
+
+
+def _number(value: float) -> str:
+    """Return a metric value in 4 significant digits, '-' when there is none.
+
+    >>> _number(0.612345), _number(float("nan"))
+    ('0.6123', '-')
+    """
+    return f"{value:.4g}" if math.isfinite(value) else "-"

@@ -1,0 +1,266 @@
+"""The monitoring HTML report: self-contained, escaped, no personal data, small at 300 features."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopml.errors import AlreadyExists, InvalidInput
+from loopml.monitor.report_html import (
+    pii_columns,
+    render_report,
+    report_data,
+    report_json_text,
+    write_report,
+)
+
+SECRET = "alice.secret@example.com"  # a raw value of the PII column: must never be shown
+SCRIPT = "<script>alert(1)</script>"
+UNICODE = "naïve ☃ \"quoted\" 'single' \x1b[31m"
+LONG = "very_long_feature_name_" * 20
+EDGES = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+
+
+def _numeric_ref(name: str) -> dict:
+    return {"name": name, "kind": "numeric", "rows": 5000, "missing_share": 0.01,
+            "edges": EDGES, "counts": [0, 500, 1500, 1500, 1000, 450, 0], "mean": 25.0,
+            "std": 11.0, "categories": None, "category_counts": None, "low": 0.0,
+            "high": 50.0, "allowed": None, "pii": None}
+
+
+def _categorical_ref(name: str, categories: list[str]) -> dict:
+    counts = [1000.0 * (i + 1) for i in range(len(categories))] + [10.0]
+    return {"name": name, "kind": "categorical", "rows": 5000, "missing_share": 0.0,
+            "edges": None, "counts": None, "mean": None, "std": None,
+            "categories": categories, "category_counts": counts, "low": None, "high": None,
+            "allowed": categories, "pii": None}
+
+
+def _feature_drift(name: str, kind: str, *, drifted: bool, monitored: bool = True,
+                   note: str | None = None) -> dict:
+    p = 1e-6 if drifted else 0.4
+    return {"name": name, "kind": kind, "rows": 1200, "ref_rows": 5000,
+            "test": ("ks" if kind == "numeric" else "chi2") if monitored else None,
+            "statistic": 0.31 if drifted else 0.02, "p_value": p if monitored else None,
+            "p_adjusted": min(1.0, p * 6) if monitored else None,
+            "wasserstein_norm": (0.42 if drifted else 0.03) if kind == "numeric" else None,
+            "js_distance": (0.22 if drifted else 0.01) if kind != "numeric" else None,
+            "psi": 0.61 if drifted else 0.01,
+            "decided_by": (f"ks p={p:.2g} < 0.05 (holm)" if monitored else ""),
+            "drifted": drifted, "monitored": monitored, "note": note}
+
+
+def make_report(n_extra: int = 0, *, windows: int = 4) -> dict:
+    """Return a realistic whole report: two versions, drift in the later windows, PII."""
+    numeric = ["age", "income", SCRIPT, LONG] + [f"f{i:03d}" for i in range(n_extra)]
+    categorical = {"city": ["Paris", "Lyon", "Nice"], UNICODE: ["a<b", "c&d"]}
+    references = {n: _numeric_ref(n) for n in numeric}
+    references.update({n: _categorical_ref(n, c) for n, c in categorical.items()})
+    # Defensive: even if a PII column's reference held values, they must not be shown.
+    references["email"] = {**_categorical_ref("email", [SECRET]), "pii": "email"}
+    prediction_ref = {**_numeric_ref("prediction"), "edges": [0.0, 0.25, 0.5, 0.75, 1.0],
+                      "counts": [0, 1000, 2000, 1500, 500, 0]}
+    out = []
+    for i in range(windows):
+        late = i >= windows // 2
+        version = 1 if i < 2 else 2
+        drifted_names = ["income", "city"] if late else []
+        features = [_feature_drift(n, "numeric", drifted=n in drifted_names) for n in numeric]
+        features += [_feature_drift(n, "categorical", drifted=n in drifted_names)
+                     for n in categorical]
+        features.append(_feature_drift("email", "categorical", drifted=False, monitored=False,
+                                       note="pii (email): not monitored"))
+        monitored = len(features) - 1
+        share = len(drifted_names) / monitored
+        sketch = {"rows": 1200, "features": {
+            **{n: {"count": 1200, "missing": 12, "counts": [5, 100, 300, 400, 250, 130, 3]
+                   if n != "income" else [0, 10, 50, 200, 400, 500, 28], "min": -1.0,
+                   "max": 51.0, "sum": 30000.0, "sumsq": 9e5, "out_of_range": 8, "invalid": 0}
+               for n in numeric},
+            "city": {"count": 1200, "missing": 0, "counts": [100, 200, 800, 0], "unseen": 100,
+                     "unseen_top": [["Marseille", 100]]},
+            UNICODE: {"count": 1200, "missing": 0, "counts": [600, 600, 0], "unseen": 0,
+                      "unseen_top": []},
+            "email": {"count": 1200, "missing": 0, "counts": [0, 0], "unseen": 1200,
+                      "unseen_top": [[SECRET, 3]], "min": None, "max": None}},
+            "prediction": {"count": 1200, "missing": 0, "counts": [0, 100, 300, 500, 300, 0]}}
+        alerts = []
+        if late:
+            alerts = [{"kind": "drift", "severity": "critical",
+                       "message": f"{share:.0%} of features drifted: income, city"},
+                      {"kind": "performance", "severity": "warning",
+                       "message": "roc_auc 0.61 is 0.13 below the card's 0.74"}]
+        out.append({
+            "model": "credit", "version": version, "window": "1d",
+            "start": f"2026-11-{20 + i:02d}T00:00:00+00:00",
+            "end": f"2026-11-{21 + i:02d}T00:00:00+00:00", "index": None, "rows": 1200 + i,
+            "drift": {"features": features,
+                      "prediction": _feature_drift("prediction", "numeric", drifted=late),
+                      "share": share, "drifted": drifted_names, "monitored": monitored,
+                      "dataset_drift": share >= 0.3,
+                      "rule": "small window (1200 rows < 5000): KS and chi-squared tests, "
+                              "Holm-corrected at alpha 0.05"},
+            "quality": {"columns": [
+                {"name": "age", "missing_share": 0.01, "ref_missing_share": 0.01,
+                 "out_of_range_share": 0.02, "unseen_share": None, "unseen_top": None,
+                 "invalid_share": 0.0},
+                {"name": "city", "missing_share": 0.0, "ref_missing_share": 0.0,
+                 "out_of_range_share": None, "unseen_share": 0.083,
+                 "unseen_top": [["Marseille", 100], [SCRIPT, 1]], "invalid_share": 0.0},
+                {"name": "email", "pii": "email", "missing_share": 0.0,
+                 "ref_missing_share": 0.0, "out_of_range_share": None, "unseen_share": 1.0,
+                 "unseen_top": [[SECRET, 3]], "invalid_share": float("nan")}],
+                "issues": ["age: 2.0% out of range >= 1.0%"] + (
+                    ["city: 8.3% unseen categories >= 1.0%"] if late else [])},
+            "performance": {"metric": "roc_auc", "reference": 0.74,
+                            "labeled_rows": [800, 0, 900, 40][i % 4],
+                            "realised": [{"roc_auc": 0.73}, None, {"roc_auc": 0.61},
+                                         {"roc_auc": float("nan")}][i % 4],
+                            "estimated": {"roc_auc": [0.73, 0.72, 0.64, 0.66][i % 4]},
+                            "drop": [0.01, None, 0.13, None][i % 4]},
+            "alerts": alerts, "sketch": sketch})
+    all_alerts = [{**a, "window_start": w["start"], "version": w["version"]}
+                  for w in out for a in w["alerts"]]
+    return {"model": "credit", "window": "1d", "log_dir": "/tmp/predictions",
+            "generated_at": "2026-11-30T07:00:00+00:00",
+            "settings": {"drift": {"alpha": 0.05, "correction": "holm",
+                                   "large_sample_rows": 5000, "wasserstein": 0.1,
+                                   "jensen_shannon": 0.1, "psi": 0.25, "share": 0.3,
+                                   "min_rows": 50}},
+            "reference": {"source": "profile of credit@1", "rows": 5000,
+                          "features": references, "prediction": prediction_ref},
+            "windows": out, "alerts": all_alerts,
+            "skipped": [{"segment": "2026-11-21/bad.parquet", "reason": "not Parquet"}]}
+
+
+def _images(page: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)",
+                                                    page)]
+
+
+def _strict(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_report_is_self_contained_with_plots() -> None:
+    page = render_report(make_report())
+    assert page.startswith("<!doctype html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page, re.I)
+    assert "<link" not in page and "<script" not in page.lower()
+    images = _images(page)
+    # drift over time, performance over time, 6 feature distributions, the prediction's
+    assert len(images) == 9
+    assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    for section in ("Summary", "Alerts (4)", "Drift over time", "Performance over time",
+                    "Features in the latest window", "Prediction drift", "Data quality"):
+        assert section in page
+
+
+def test_summary_states_the_numbers_and_the_rule() -> None:
+    report = make_report()
+    page = render_report(report)
+    total = sum(w["rows"] for w in report["windows"])
+    assert f"{total:,}" in page
+    assert "4 (2 critical)" in page
+    assert "profile of credit@1" in page
+    assert "at least 5,000 rows" in page and "≥ 0.1" in page and "Holm" in page
+    assert "at least 30.0% of its monitored features" in page
+    assert html.escape(report["windows"][-1]["drift"]["rule"]) in page
+
+
+def test_user_strings_are_escaped_and_stripped() -> None:
+    page = render_report(make_report())
+    assert SCRIPT not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\x1b" not in page
+    assert "naïve ☃ &quot;quoted&quot; &#x27;single&#x27; [31m" in page
+    assert "a&lt;b" not in page  # category labels go into plots, not into markup
+
+
+def test_pii_values_never_appear(tmp_path: Path) -> None:
+    report = make_report()
+    assert pii_columns(report) == {"email"}
+    page = render_report(report)
+    assert SECRET not in page and "alice" not in page
+    assert "email" in page  # the column is named, its values are not
+    assert SECRET not in report_json_text(report)
+    html_path, json_path = write_report(report, tmp_path, stem="credit")
+    assert SECRET not in html_path.read_text() and SECRET not in json_path.read_text()
+    # The caller's report is left as it was.
+    assert report["windows"][0]["quality"]["columns"][2]["unseen_top"] == [[SECRET, 3]]
+
+
+def test_json_is_strict_and_keeps_the_content(tmp_path: Path) -> None:
+    report = make_report()
+    data = _strict(report_json_text(report))
+    assert data["windows"][3]["performance"]["realised"]["roc_auc"] is None
+    assert data["windows"][2]["drift"]["drifted"] == ["income", "city"]
+    assert data["windows"][0]["quality"]["columns"][1]["unseen_top"][1] == [SCRIPT, 1]
+    assert data["reference"]["features"]["email"].get("categories") is None
+    html_path, json_path = write_report(report, tmp_path / "reports", stem="credit-2026-11-30")
+    assert (html_path.name, json_path.name) == ("credit-2026-11-30.html",
+                                                "credit-2026-11-30.json")
+    assert _strict(json_path.read_text()) == data
+    assert sorted(p.name for p in html_path.parent.iterdir()) == [json_path.name, html_path.name][
+        ::-1] or sorted(p.name for p in html_path.parent.iterdir()) == sorted(
+        [json_path.name, html_path.name])  # no temporary file left behind
+
+
+def test_write_report_refuses_bad_stems_and_existing_files(tmp_path: Path) -> None:
+    for stem in ("../up", "a/b", "", "bad\nname"):
+        with pytest.raises(InvalidInput, match="stem"):
+            write_report(make_report(), tmp_path, stem=stem)
+    write_report({}, tmp_path, stem="r")
+    with pytest.raises(AlreadyExists):
+        write_report({}, tmp_path, stem="r", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]
+
+
+def test_300_features_stay_a_small_file() -> None:
+    report = make_report(n_extra=294)
+    assert len(report["windows"][-1]["drift"]["features"]) == 301
+    page = render_report(report, max_feature_plots=12)
+    assert len(page) < 3_000_000
+    assert len(_images(page)) == 2 + 12 + 1
+    # Every feature keeps its row in the table; the drifted ones come first.
+    assert page.count("<td>f") >= 294
+    table = page[page.index("Features in the latest window"):]
+    assert table.index(">income<") < table.index(">age<")
+
+
+def test_missing_keys_and_none_values_render() -> None:
+    assert "Monitoring report" in render_report({})
+    sparse = {"model": None, "windows": [
+        {"start": None, "drift": None, "quality": {"columns": [None, {"name": "x"}]},
+         "performance": {"metric": "rmse", "realised": None, "estimated": None}},
+        {"index": 2, "rows": 10, "drift": {"share": float("nan"), "features": [{}],
+                                           "prediction": {"drifted": None}},
+         "sketch": {"features": {"x": {"counts": [1, 2]}}}, "alerts": [{"kind": "quality"}]}],
+        "reference": {"features": {"x": {"edges": [0, float("inf")], "counts": [1]}}}}
+    page = render_report(sparse)
+    assert "#2" in page and "Alerts (1)" in page
+    _strict(report_json_text(sparse))
+
+
+def test_rendering_leaves_pyplot_alone() -> None:
+    loaded = "matplotlib.pyplot" in sys.modules
+    render_report(make_report(windows=2))
+    assert ("matplotlib.pyplot" in sys.modules) == loaded
+
+
+def test_report_data_drops_every_value_of_a_pii_column() -> None:
+    data = report_data(make_report(windows=1))
+    email = data["windows"][0]["sketch"]["features"]["email"]
+    assert set(email) <= {"count", "missing"}
+    assert not any(isinstance(v, float) and math.isnan(v) for v in
+                   data["windows"][0]["quality"]["columns"][2].values())
