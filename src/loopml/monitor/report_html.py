@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,7 @@ def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> s
             ax.set(title="Share of drifted features per window", ylim=(-0.02, 1.02))
             ax.legend(fontsize=7, loc="upper left")
 
-        parts.append(_png(draw, (7.5, 2.8)))
+        parts.append(_image(draw, (7.5, 2.8)))
     rows = []
     for window in windows:
         drift = window.get("drift") if isinstance(window.get("drift"), dict) else {}
@@ -316,7 +317,7 @@ def _performance_over_time(windows: list[dict[str, Any]]) -> str:
             ax.set(title=_plain(_clean(metric)) + " per window")
             ax.legend(fontsize=7, loc="lower left")
 
-        parts.append(_png(draw, (7.5, 2.8)))
+        parts.append(_image(draw, (7.5, 2.8)))
     rows = []
     for window, p in zip(windows, performances, strict=True):
         rows.append(
@@ -506,7 +507,7 @@ def _distribution(name: str, reference: dict[str, Any], sketch: dict[str, Any]) 
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
 
-    return _png(draw, (3.4, 2.3))
+    return _image(draw, (3.4, 2.3))
 
 
 def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
@@ -542,7 +543,15 @@ def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
 
-    return _png(draw, (3.4, 0.9 + 0.2 * len(labels)))
+    return _image(draw, (3.4, 0.9 + 0.2 * len(labels)))
+
+
+def _image(draw: Any, size: tuple[float, float]) -> str:
+    """Return the card's inline PNG of ``draw``, quiet about glyphs the font lacks."""
+    with warnings.catch_warnings():
+        # Names in any script reach the labels; a missing glyph draws a box, not an error.
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
+        return _png(draw, size)
 
 
 def _ticks(ax: Any, labels: list[str]) -> None:

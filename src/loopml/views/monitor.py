@@ -90,7 +90,7 @@ def _window_row(window: dict[str, Any], metric: str) -> list[Any]:
     kinds = ", ".join(str(a.get("kind")) for a in window_alerts)
     start = (f"#{window['index']}" if window.get("index") is not None
              else _utc(window.get("start")))
-    return [plain(start), plain(window.get("version") or "-"),
+    return [plain(start), plain(_opt(window.get("version"), "-")),
             _count(window.get("rows")),
             plain(share_text, "red" if drift.get("dataset_drift") else ""),
             plain(names, "red" if drifted else ""),
@@ -121,15 +121,15 @@ def alerts_table(alerts: list[Any]) -> Table:
                    "webhook"):
         table.add_column(header)
     for alert in alerts:
-        severity = str(_field(alert, "severity") or "")
-        table.add_row(plain(_field(alert, "id") or ""), plain(_field(alert, "model") or ""),
-                      plain(_field(alert, "version") or ""),
+        severity = _opt(_field(alert, "severity"))
+        table.add_row(plain(_opt(_field(alert, "id"))), plain(_opt(_field(alert, "model"))),
+                      plain(_opt(_field(alert, "version"))),
                       plain(_moment(_field(alert, "window_start"))),
-                      plain(_field(alert, "kind") or ""),
+                      plain(_opt(_field(alert, "kind"))),
                       plain(severity, SEVERITY_STYLE.get(severity, "")),
-                      plain(_field(alert, "message") or "", newlines=False),
+                      plain(_opt(_field(alert, "message"))),
                       plain(_moment(_field(alert, "created_at"))),
-                      plain(_field(alert, "webhook") or ""))
+                      plain(_opt(_field(alert, "webhook"))))
     return table
 
 
@@ -166,6 +166,10 @@ def _utc(value: Any) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _opt(value: Any, missing: str = "") -> str:
+    return missing if value is None else str(value)
 
 
 def _field(record: Any, key: str) -> Any:

@@ -1,0 +1,99 @@
+"""Monitoring on the terminal: the window summary, the alerts table, strict JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from rich.console import Console
+from test_report_html import SCRIPT, SECRET, make_report
+
+from loopml.views.monitor import alerts_json, alerts_table, print_summary, report_json
+
+
+def _console() -> Console:
+    return Console(record=True, width=220, color_system=None)
+
+
+def _strict(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_summary_shows_one_row_per_window_with_its_numbers() -> None:
+    report = make_report()
+    console = _console()
+    print_summary(console, report)
+    text = console.export_text()
+    assert "monitor credit · window 1d · reference profile of credit@1 (5,000 rows)" in text
+    assert f"4 window(s), {sum(w['rows'] for w in report['windows']):,} rows, 4 alert(s)" in text
+    rows = [line for line in text.splitlines() if line.lstrip("│ ").startswith("2026-11-")]
+    assert len(rows) == 4
+    first, third = rows[0], rows[2]
+    assert "2026-11-20 00:00" in first and "1,200" in first and "0.0%" in first
+    assert "0.73" in first  # realised and estimated roc_auc
+    # 2 drifted of 6 monitored features, named; the realised 0.61 beside the estimate 0.64.
+    share = 2 / 6
+    assert f"{share:.1%}" in third and "income, city" in third
+    assert "0.61" in third and "0.64" in third and "drift, performance" in third
+    assert "roc_auc realised" in text
+    assert "skipped 1 item(s)" in text
+
+
+def test_summary_limits_rows_and_handles_an_empty_report() -> None:
+    console = _console()
+    print_summary(console, make_report(windows=6), limit=2)
+    text = console.export_text()
+    assert "… 4 earlier window(s) in the HTML report" in text
+    assert "2026-11-20" not in text.split("window(s), ")[1]
+    console = _console()
+    print_summary(console, {"model": "m", "windows": []})
+    assert "no window yet" in console.export_text()
+
+
+def test_user_text_is_never_markup() -> None:
+    report = make_report(windows=1)
+    report["model"] = "[bold red]m[/]\x1b[2J"
+    report["windows"][0]["drift"]["drifted"] = ["[link=http://x]a[/link]", SCRIPT]
+    console = _console()
+    print_summary(console, report)
+    text = console.export_text()
+    assert "[bold red]m[/]\\x1b[2J" in text
+    assert "[link=http://x]a[/link]" in text
+    assert "\x1b" not in text
+
+
+def test_alerts_table_takes_dicts_and_records() -> None:
+    created = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    alerts = [{"id": 0, "model": "credit", "version": 2,
+               "window_start": "2026-11-22T00:00:00+00:00",
+               "kind": "drift", "severity": "critical", "message": "income [red]drifted[/]\x07",
+               "created_at": created, "webhook": "sent 200"},
+              SimpleNamespace(id=2, model="credit", version=2, window_start=created,
+                              kind="performance", severity="warning",
+                              message="roc_auc 0.61 < 0.74 - 0.05", created_at=created,
+                              webhook=None)]
+    console = _console()
+    console.print(alerts_table(alerts))
+    text = console.export_text()
+    assert "2 alert(s)" in text
+    assert [line.split("│")[1].strip() for line in text.splitlines()
+            if "credit" in line] == ["0", "2"]
+    assert "income [red]drifted[/]\\x07" in text
+    assert "roc_auc 0.61 < 0.74 - 0.05" in text and "sent 200" in text
+    data = _strict(json.dumps(alerts_json(alerts)))
+    assert data[0]["created_at"] == "2026-11-30T07:00:00+00:00"
+    assert data[1]["window_start"] == created.isoformat() and data[1]["webhook"] is None
+
+
+def test_report_json_is_strict_without_pii_values() -> None:
+    report = make_report()
+    text = report_json(report)
+    data = _strict(text)
+    assert SECRET not in text
+    assert data["windows"][3]["performance"]["realised"] == {"roc_auc": None}
+    assert data["windows"][0]["quality"]["columns"][2]["invalid_share"] is None
+    assert data["model"] == "credit" and len(data["windows"]) == 4
