@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from rich.console import Console
 from test_report_html import SCRIPT, SECRET, make_report
 
+from loopml.store.monitoring import AlertRecord
 from loopml.views.monitor import alerts_json, alerts_table, print_summary, report_json
 
 
@@ -75,18 +76,29 @@ def test_alerts_table_takes_dicts_and_records() -> None:
               SimpleNamespace(id=2, model="credit", version=2, window_start=created,
                               kind="performance", severity="warning",
                               message="roc_auc 0.61 < 0.74 - 0.05", created_at=created,
-                              webhook=None)]
+                              webhook=None),
+              AlertRecord(id=3, model="credit", version=3, window="1d",
+                          start_key=1796083200000, kind="quality", severity="warning",
+                          message="city: 8.3% unseen", details={"share": 0.083},
+                          created_at=created, webhook="failed: timeout"),
+              AlertRecord(id=4, model="credit", version=3, window="500rows", start_key=7,
+                          kind="drift", severity="critical", message="rows", details={},
+                          created_at=created, webhook=None)]
     console = _console()
     console.print(alerts_table(alerts))
     text = console.export_text()
-    assert "2 alert(s)" in text
-    assert [line.split("│")[1].strip() for line in text.splitlines()
-            if "credit" in line] == ["0", "2"]
+    assert "4 alert(s)" in text
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()
+             if "credit" in line]
+    assert [c[0] for c in cells] == ["0", "2", "3", "4"]
+    assert cells[3][3] == "#7" and cells[2][3].startswith(("2026-11-30", "2026-12-01"))
     assert "income [red]drifted[/]\\x07" in text
     assert "roc_auc 0.61 < 0.74 - 0.05" in text and "sent 200" in text
     data = _strict(json.dumps(alerts_json(alerts)))
     assert data[0]["created_at"] == "2026-11-30T07:00:00+00:00"
     assert data[1]["window_start"] == created.isoformat() and data[1]["webhook"] is None
+    assert data[2]["window_start"] == "2026-12-01T00:00:00+00:00"
+    assert data[2]["details"] == {"share": 0.083} and data[3]["window_start"] == "#7"
 
 
 def test_report_json_is_strict_without_pii_values() -> None:

@@ -152,8 +152,12 @@ def _strict(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_report_is_self_contained_with_plots() -> None:
-    page = render_report(make_report())
+@pytest.fixture(scope="module")
+def page() -> str:
+    return render_report(make_report())
+
+
+def test_report_is_self_contained_with_plots(page: str) -> None:
     assert page.startswith("<!doctype html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page, re.I)
     assert "<link" not in page and "<script" not in page.lower()
@@ -166,9 +170,8 @@ def test_report_is_self_contained_with_plots() -> None:
         assert section in page
 
 
-def test_summary_states_the_numbers_and_the_rule() -> None:
+def test_summary_states_the_numbers_and_the_rule(page: str) -> None:
     report = make_report()
-    page = render_report(report)
     total = sum(w["rows"] for w in report["windows"])
     assert f"{total:,}" in page
     assert "4 (2 critical)" in page
@@ -178,8 +181,7 @@ def test_summary_states_the_numbers_and_the_rule() -> None:
     assert html.escape(report["windows"][-1]["drift"]["rule"]) in page
 
 
-def test_user_strings_are_escaped_and_stripped() -> None:
-    page = render_report(make_report())
+def test_user_strings_are_escaped_and_stripped(page: str) -> None:
     assert SCRIPT not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "\x1b" not in page
@@ -249,6 +251,11 @@ def test_missing_keys_and_none_values_render() -> None:
         "reference": {"features": {"x": {"edges": [0, float("inf")], "counts": [1]}}}}
     page = render_report(sparse)
     assert "#2" in page and "Alerts (1)" in page
+    stored = {"windows": [], "alerts": [
+        {"id": 1, "window": "1d", "start_key": 1796083200000, "kind": "drift"},
+        {"id": 2, "window": "500rows", "start_key": 7, "kind": "quality"}]}
+    page = render_report(stored)
+    assert "<td>2026-12-01</td>" in page and "<td>#7</td>" in page
     _strict(report_json_text(sparse))
 
 

@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import warnings
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,9 +245,9 @@ def _alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
     rows = []
     for alert in alerts:
         severity = str(_field(alert, "severity") or "")
-        start = _field(alert, "window_start") or _field(alert, "start")
-        rows.append(f"<tr><td>{_text(start or '—')}</td><td>{_text(_field(alert, 'version'))}"
-                    f"</td><td>{_text(_field(alert, 'kind') or '')}</td>"
+        rows.append(f"<tr><td>{_text(_alert_start(alert))}</td>"
+                    f"<td>{_text(_field(alert, 'version'))}</td>"
+                    f"<td>{_text(_field(alert, 'kind') or '')}</td>"
                     f"<td class='{_css(severity)}'>{_text(severity)}</td>"
                     f"<td>{_text(_field(alert, 'message') or '')}</td></tr>")
     return (f"<h2>Alerts ({len(alerts)})</h2><table><tr><th>window</th><th>version</th>"
@@ -707,6 +707,31 @@ def _all_alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> list[A
         return list(report["alerts"])
     return [{**a, "window_start": w.get("start"), "version": w.get("version")}
             for w in windows for a in _list(w.get("alerts")) if isinstance(a, dict)]
+
+
+def _alert_start(alert: Any) -> str:
+    """Return the start of an alert's window: given, or from a stored alert's ``start_key``.
+
+    >>> _alert_start({"window": "1d", "start_key": 1796083200000})
+    '2026-12-01'
+    >>> _alert_start({"window": "500rows", "start_key": 4}), _alert_start({})
+    ('#4', '—')
+    """
+    start = _field(alert, "window_start") or _field(alert, "start")
+    key = _field(alert, "start_key")
+    if start is None and isinstance(key, int) and not isinstance(key, bool):
+        from loopml.monitor.settings import parse_window
+
+        try:
+            kind, _ = parse_window(str(_field(alert, "window")))
+        except ValueError:
+            return str(key)
+        if kind == "rows":
+            return f"#{key}"
+        start = datetime.fromtimestamp(key / 1000, tz=UTC).isoformat()
+    if isinstance(start, datetime):
+        start = start.isoformat()
+    return "—" if start is None else _label({"start": start})
 
 
 def _label(window: dict[str, Any], *, end: bool = False) -> str:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow"}
-ALERT_FIELDS = ("id", "model", "version", "window_start", "kind", "severity", "message",
-                "created_at", "webhook")
+ALERT_FIELDS = ("id", "model", "version", "window", "start_key", "window_start", "kind",
+                "severity", "message", "details", "created_at", "webhook")
 
 
 def report_json(report: dict[str, Any]) -> str:
@@ -101,13 +101,15 @@ def _window_row(window: dict[str, Any], metric: str) -> list[Any]:
 
 
 def alerts_json(alerts: list[Any]) -> list[dict[str, Any]]:
-    """Return alert records (dicts or objects) as JSON-ready dicts."""
+    """Return alert records (dicts or objects) as JSON-ready dicts, with ``window_start``."""
     out = []
     for alert in alerts:
-        record = {key: _field(alert, key) for key in ALERT_FIELDS}
-        for key in ("window_start", "created_at"):
-            if isinstance(record[key], datetime):
-                record[key] = record[key].isoformat()
+        record = {key: _field(alert, key) for key in ALERT_FIELDS
+                  if _has(alert, key)}
+        record["window_start"] = _window_start(alert)
+        for key, value in record.items():
+            if isinstance(value, datetime):
+                record[key] = value.isoformat()
         out.append(record)
     return out
 
@@ -124,13 +126,38 @@ def alerts_table(alerts: list[Any]) -> Table:
         severity = _opt(_field(alert, "severity"))
         table.add_row(plain(_opt(_field(alert, "id"))), plain(_opt(_field(alert, "model"))),
                       plain(_opt(_field(alert, "version"))),
-                      plain(_moment(_field(alert, "window_start"))),
+                      plain(_moment(_window_start(alert))),
                       plain(_opt(_field(alert, "kind"))),
                       plain(severity, SEVERITY_STYLE.get(severity, "")),
                       plain(_opt(_field(alert, "message"))),
                       plain(_moment(_field(alert, "created_at"))),
                       plain(_opt(_field(alert, "webhook"))))
     return table
+
+
+def _window_start(alert: Any) -> Any:
+    """Return when an alert's window starts: its ``window_start``, else from ``start_key``.
+
+    A time window's key is its start in epoch milliseconds, a row window's is its number.
+
+    >>> _window_start({"window": "1d", "start_key": 1796083200000})
+    '2026-12-01T00:00:00+00:00'
+    >>> _window_start({"window": "10000rows", "start_key": 3})
+    '#3'
+    """
+    start = _field(alert, "window_start")
+    key = _field(alert, "start_key")
+    if start is not None or not isinstance(key, int):
+        return start
+    from loopml.monitor.settings import parse_window
+
+    try:
+        kind, _ = parse_window(str(_field(alert, "window")))
+    except ValueError:
+        return str(key)
+    if kind == "rows":
+        return f"#{key}"
+    return datetime.fromtimestamp(key / 1000, tz=UTC).isoformat()
 
 
 def _moment(value: Any) -> str:
@@ -141,6 +168,8 @@ def _moment(value: Any) -> str:
     """
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith("#"):
+        return value
     if isinstance(value, datetime):
         return fmt_time(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -170,6 +199,10 @@ def _utc(value: Any) -> str:
 
 def _opt(value: Any, missing: str = "") -> str:
     return missing if value is None else str(value)
+
+
+def _has(record: Any, key: str) -> bool:
+    return key in record if isinstance(record, dict) else hasattr(record, key)
 
 
 def _field(record: Any, key: str) -> Any:
