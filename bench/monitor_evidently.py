@@ -1,0 +1,77 @@
+"""Evidently's side of bench/monitor.py: DataDriftPreset over two Parquet files, timed.
+
+Runs in Evidently's own venv (bench/out/evidently-venv: Evidently 0.7 needs pandas < 3)::
+
+    python monitor_evidently.py REFERENCE CURRENT RESULT --numeric a,b --categorical c
+
+The tests are loopml's large-sample rule: Wasserstein distance normalised by the reference's
+standard deviation for numbers, Jensen-Shannon distance for categories, both at 0.1, a column
+drifting when its statistic is at or above the threshold (Evidently's rule for both). The
+time runs from reading the files (``pandas.read_parquet``, as a user would) to the snapshot's
+values; ``stage`` lines on stdout say how far a run got when it is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+NUM_METHOD, CAT_METHOD, THRESHOLD, SHARE = "wasserstein", "jensenshannon", 0.1, 0.3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference")
+    parser.add_argument("current")
+    parser.add_argument("result")
+    parser.add_argument("--numeric", required=True)
+    parser.add_argument("--categorical", required=True)
+    args = parser.parse_args()
+    numeric, categorical = args.numeric.split(","), args.categorical.split(",")
+
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    start = time.perf_counter()
+
+    def stage(text: str) -> None:
+        print(f"stage {text} at {time.perf_counter() - start:.1f} s", flush=True)
+
+    reference = pd.read_parquet(args.reference)
+    current = pd.read_parquet(args.current)
+    stage("files read")
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    report = Report([DataDriftPreset(num_method=NUM_METHOD, cat_method=CAT_METHOD,
+                                     num_threshold=THRESHOLD, cat_threshold=THRESHOLD,
+                                     drift_share=SHARE)])
+    snapshot = report.run(Dataset.from_pandas(current, data_definition=definition),
+                          Dataset.from_pandas(reference, data_definition=definition))
+    stage("report run")
+    metrics = snapshot.dict()["metrics"]
+    seconds = time.perf_counter() - start
+    stage("values read")
+
+    columns, count = {}, None
+    for metric in metrics:
+        config = metric["config"]
+        if config["type"].endswith(":ValueDrift"):
+            value = float(metric["value"])
+            threshold = config.get("threshold", THRESHOLD)
+            columns[config["column"]] = {
+                "kind": "numeric" if config["column"] in numeric else "categorical",
+                "method": config.get("method"), "value": value, "threshold": threshold,
+                "drifted": value >= threshold}
+        elif config["type"].endswith(":DriftedColumnsCount"):
+            count = metric["value"]
+    frames_mb = sum(frame.memory_usage(deep=True).sum() for frame in (reference, current)) / 1e6
+    Path(args.result).write_text(json.dumps({
+        "seconds": round(seconds, 3), "columns": columns,
+        "drifted": sorted(name for name, c in columns.items() if c["drifted"]),
+        "drifted_columns_count": count, "pandas_frames_mb": round(frames_mb, 1)}))
+
+
+if __name__ == "__main__":
+    main()
