@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, models, predict, runs, serve, tokens, train
+from loopml.cli import data, db, gc, models, monitor, predict, runs, serve, tokens, train
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -40,11 +40,13 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(monitor.alerts_app, name="alerts")
 app.command("init")(train.init)
 app.command("train")(train.train)
 app.command("serve")(serve.serve)
 app.command("gc")(gc.gc)
 app.command("predict")(predict.predict)
+app.command("monitor")(monitor.monitor)
 
 
 def main() -> None:
