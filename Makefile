@@ -101,3 +101,19 @@ $(BENTO_VENV)/.installed: pyproject.toml
 
 bench-serve: $(STAMP) $(BENCH_STAMP) $(BENTO_VENV)/.installed
 	$(BIN)/python bench/serve.py $(SERVE_ARGS)
+
+# loopml's drift report vs Evidently's DataDriftPreset at 100k, 1M and 10M rows, then `loopml
+# monitor` over a 10M-row log; ~20 min, ~9 GB of data under bench/out/monitor (written once).
+# Evidently gets its own venv: 0.7 does not import under pandas 3. MONITOR_ARGS="--sizes 100k
+# 1M --predlog-rows 0" for a quick run.
+.PHONY: bench-monitor
+EVIDENTLY_VENV := bench/out/evidently-venv
+
+$(EVIDENTLY_VENV)/.installed:
+	$(CHECK_PYTHON)
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/pip install --quiet "evidently>=0.7,<0.8" "pandas<3" pyarrow
+	touch $@
+
+bench-monitor: $(STAMP) $(EVIDENTLY_VENV)/.installed
+	$(BIN)/python bench/monitor.py $(MONITOR_ARGS)
