@@ -13,8 +13,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def make_credit(n: int = 5000, *, seed: int = 7, shift: float = 0.0) -> pd.DataFrame:
+def make_credit(n: int = 5000, *, seed: int = 7, shift: float = 0.0,
+                concept: float = 0.0) -> pd.DataFrame:
     """Return ``n`` customers; ``shift`` > 0 makes a later, drifted population (older, poorer).
+
+    ``concept`` > 0 changes what drives default (a concept shift): debt weighs less, while
+    short stays at an address and living in Lille or Marseille weigh more (a local downturn),
+    so a model of the old world ranks the new customers badly.
 
     >>> make_credit(10).shape
     (10, 10)
@@ -36,6 +41,10 @@ def make_credit(n: int = 5000, *, seed: int = 7, shift: float = 0.0) -> pd.DataF
     logit = (-1.6 + 3.2 * debt / income - 0.000012 * (income - 40_000) - 0.02 * (age - 40)
              - 0.03 * years + np.where(employment == "unemployed", 1.1, 0.0)
              + np.where(gender == "female", -0.15, 0.0))
+    if concept:
+        local = np.where(np.isin(city, ["Lille", "Marseille"]), 2.2, -0.4)
+        logit = ((1 - concept) * logit
+                 + concept * (-1.9 + local + 0.09 * (10 - years) + 0.8 * debt / income))
     default = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame({
         "customer_id": np.arange(100_000, 100_000 + n) + (0 if shift == 0 else 500_000),
