@@ -29,7 +29,8 @@ def test_summary_shows_one_row_per_window_with_its_numbers() -> None:
     console = _console()
     print_summary(console, report)
     text = console.export_text()
-    assert "monitor credit · window 1d · reference profile of credit@1 (5,000 rows)" in text
+    assert ("monitor credit · window 1d · reference v1 profile of credit@1 (5,000 rows); "
+            "v2 profile of credit@2 (5,000 rows) · serving version 2") in text
     assert f"4 window(s), {sum(w['rows'] for w in report['windows']):,} rows, 4 alert(s)" in text
     rows = [line for line in text.splitlines() if line.lstrip("│ ").startswith("2026-11-")]
     assert len(rows) == 4
@@ -42,6 +43,17 @@ def test_summary_shows_one_row_per_window_with_its_numbers() -> None:
     assert "0.61" in third and "0.64" in third and "drift, performance" in third
     assert "roc_auc realised" in text
     assert "skipped 1 item(s)" in text
+
+
+def test_summary_of_the_design_shape_takes_alerts_from_windows() -> None:
+    report = make_report(windows=3, stored=False)
+    del report["alerts"]
+    console = _console()
+    print_summary(console, report)
+    text = console.export_text()
+    assert "reference profile of credit@1 (5,000 rows)" in text and "4 alert(s)" in text
+    rows = [line for line in text.splitlines() if line.lstrip("│ ").startswith("2026-11-")]
+    assert ["drift, performance" in row for row in rows] == [False, True, True]
 
 
 def test_summary_limits_rows_and_handles_an_empty_report() -> None:

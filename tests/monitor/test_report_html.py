@@ -57,8 +57,20 @@ def _feature_drift(name: str, kind: str, *, drifted: bool, monitored: bool = Tru
             "drifted": drifted, "monitored": monitored, "note": note}
 
 
-def make_report(n_extra: int = 0, *, windows: int = 4) -> dict:
-    """Return a realistic whole report: two versions, drift in the later windows, PII."""
+RULE = ("windows and references of at least 5,000 rows: effect sizes decide (numbers: "
+        "Wasserstein/std >= 0.1 or PSI >= 0.25; categories: Jensen-Shannon distance >= 0.1 or "
+        "PSI >= 0.25); smaller: KS (numbers) and chi-squared (categories) at alpha 0.05 with "
+        "holm correction across features; a window drifts when at least 30% of its features "
+        "drift")
+
+
+def make_report(n_extra: int = 0, *, windows: int = 4, stored: bool = True) -> dict:
+    """Return a realistic whole report: two versions, drift in the later windows, PII.
+
+    ``stored``: the runner's shape (a reference per version, stored alerts naming their
+    window by ``start_key``, the rule as text); otherwise the design's first sketch (one
+    reference, settings, alerts in the windows and listed with ``window_start``).
+    """
     numeric = ["age", "income", SCRIPT, LONG] + [f"f{i:03d}" for i in range(n_extra)]
     categorical = {"city": ["Paris", "Lyon", "Nice"], UNICODE: ["a<b", "c&d"]}
     references = {n: _numeric_ref(n) for n in numeric}
@@ -126,6 +138,22 @@ def make_report(n_extra: int = 0, *, windows: int = 4) -> dict:
                             "estimated": {"roc_auc": [0.73, 0.72, 0.64, 0.66][i % 4]},
                             "drop": [0.01, None, 0.13, None][i % 4]},
             "alerts": alerts, "sketch": sketch})
+    if stored:
+        reference = {"source": "profile of credit@1", "rows": 5000, "features": references,
+                     "prediction": prediction_ref, "test_metrics": {"roc_auc": 0.74}}
+        stored_alerts = [
+            {"id": n, "model": "credit", "version": w["version"], "window": "1d",
+             "start_key": 1795132800000 + 86_400_000 * i, "kind": a["kind"],
+             "severity": a["severity"], "message": a["message"], "details": {},
+             "created_at": "2026-11-30T07:00:00+00:00", "webhook": None}
+            for n, (i, w, a) in enumerate(((i, w, a) for i, w in enumerate(out)
+                                           for a in w.pop("alerts")), start=1)]
+        return {"model": "credit", "window": "1d", "log_dir": "/tmp/predictions",
+                "generated_at": "2026-11-30T07:00:00+00:00", "served_version": 2,
+                "reference": {"1": reference, "2": {**reference,
+                                                    "source": "profile of credit@2"}},
+                "rule": RULE, "windows": out, "alerts": stored_alerts,
+                "skipped": [{"path": "2026-11-21/bad.parquet", "reason": "not Parquet"}]}
     all_alerts = [{**a, "window_start": w["start"], "version": w["version"]}
                   for w in out for a in w["alerts"]]
     return {"model": "credit", "window": "1d", "log_dir": "/tmp/predictions",
@@ -173,12 +201,27 @@ def test_report_is_self_contained_with_plots(page: str) -> None:
 def test_summary_states_the_numbers_and_the_rule(page: str) -> None:
     report = make_report()
     total = sum(w["rows"] for w in report["windows"])
-    assert f"{total:,}" in page
-    assert "4 (2 critical)" in page
-    assert "profile of credit@1" in page
+    assert f"<td>{total:,}</td>" in page
+    assert "<td>4 (2 critical)</td>" in page
+    assert ("version 1: profile of credit@1 (5,000 rows)<br>version 2: profile of credit@2"
+            in page)
+    assert html.escape("Windows and references of at least 5,000 rows: effect sizes") in page
+    assert html.escape(report["windows"][-1]["drift"]["rule"]) in page
+    # Stored alerts find their windows by start_key: the last two windows raised them.
+    drift_table = page[page.index("<h2>Drift over time"):page.index("<h2>Performance")]
+    assert drift_table.count("<td>drift, performance</td>") == 2
+    assert "<td>2026-11-22</td><td>2</td><td>drift</td>" in page
+
+
+def test_design_shape_with_settings_states_the_thresholds() -> None:
+    report = make_report(windows=3, stored=False)
+    page = render_report(report)
+    assert "<td>profile of credit@1 (5,000 rows)</td>" in page
     assert "at least 5,000 rows" in page and "≥ 0.1" in page and "Holm" in page
     assert "at least 30.0% of its monitored features" in page
-    assert html.escape(report["windows"][-1]["drift"]["rule"]) in page
+    assert "<td>4 (2 critical)</td>" in page
+    drift_table = page[page.index("<h2>Drift over time"):page.index("<h2>Performance")]
+    assert drift_table.count("<td>drift, performance</td>") == 2
 
 
 def test_user_strings_are_escaped_and_stripped(page: str) -> None:
@@ -208,14 +251,15 @@ def test_json_is_strict_and_keeps_the_content(tmp_path: Path) -> None:
     assert data["windows"][3]["performance"]["realised"]["roc_auc"] is None
     assert data["windows"][2]["drift"]["drifted"] == ["income", "city"]
     assert data["windows"][0]["quality"]["columns"][1]["unseen_top"][1] == [SCRIPT, 1]
-    assert data["reference"]["features"]["email"].get("categories") is None
+    assert data["reference"]["1"]["features"]["email"].get("categories") is None
+    assert data["reference"]["2"]["features"]["city"]["categories"] == ["Paris", "Lyon", "Nice"]
     html_path, json_path = write_report(report, tmp_path / "reports", stem="credit-2026-11-30")
     assert (html_path.name, json_path.name) == ("credit-2026-11-30.html",
                                                 "credit-2026-11-30.json")
     assert _strict(json_path.read_text()) == data
-    assert sorted(p.name for p in html_path.parent.iterdir()) == [json_path.name, html_path.name][
-        ::-1] or sorted(p.name for p in html_path.parent.iterdir()) == sorted(
-        [json_path.name, html_path.name])  # no temporary file left behind
+    # No temporary file left behind.
+    assert sorted(p.name for p in html_path.parent.iterdir()) == sorted(
+        [json_path.name, html_path.name])
 
 
 def test_write_report_refuses_bad_stems_and_existing_files(tmp_path: Path) -> None:
@@ -231,9 +275,9 @@ def test_write_report_refuses_bad_stems_and_existing_files(tmp_path: Path) -> No
 def test_300_features_stay_a_small_file() -> None:
     report = make_report(n_extra=294)
     assert len(report["windows"][-1]["drift"]["features"]) == 301
-    page = render_report(report, max_feature_plots=12)
-    assert len(page) < 3_000_000
-    assert len(_images(page)) == 2 + 12 + 1
+    page = render_report(report)  # at most 24 distribution plots by default
+    assert len(page.encode()) < 2_000_000
+    assert len(_images(page)) == 2 + 24 + 1
     # Every feature keeps its row in the table; the drifted ones come first.
     assert page.count("<td>f") >= 294
     table = page[page.index("Features in the latest window"):]

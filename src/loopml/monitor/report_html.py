@@ -2,14 +2,18 @@
 
 The input is the whole report the runner builds (see the monitor design)::
 
-    {"model", "window", "log_dir", "generated_at", "settings"?,
-     "reference": {"source", "rows", "features"?: {name: FeatureRef JSON}, "prediction"?},
+    {"model", "window", "log_dir", "generated_at", "served_version"?, "rule"?, "settings"?,
+     "reference": {"<version>": {"source", "rows", "features": {name: FeatureRef JSON},
+                                 "prediction", "test_metrics"}, ...},
      "windows": [window result, oldest first], "alerts": [...], "skipped": [...]}
 
-and each window result carries ``drift`` (``DriftResult.to_json()``), ``quality``
-(``QualityResult.to_json()``), ``performance`` and ``alerts``; a window may carry its ``sketch``
-(``WindowSketch.to_json()``), which the distribution plots compare with the reference's bins.
-Every field may be missing or None: the page shows what there is.
+(``reference`` may also be one reference for every version: ``{"source", "rows", ...}``).
+Each window result carries ``drift`` (``DriftResult.to_json()``), ``quality``
+(``QualityResult.to_json()``), ``performance``, and may carry its ``sketch``
+(``WindowSketch.to_json()``), which the distribution plots compare with its version's
+reference bins. Alerts are the report's (stored alerts: ``window`` + ``start_key``) or, when
+it lists none, the windows' own. Every field may be missing or None: the page shows what
+there is.
 
 Privacy: a column marked as personal data (``pii`` on its reference, its drift result or its
 quality row) is named but never shown with a value: no distribution plot, no unseen values, and
@@ -90,9 +94,10 @@ def pii_columns(report: dict[str, Any]) -> set[str]:
     ['email']
     """
     names = {str(n) for n in _list(report.get("pii"))}
-    for name, ref in _reference_features(report).items():
-        if isinstance(ref, dict) and ref.get("pii"):
-            names.add(name)
+    for reference in references(report).values():
+        for name, ref in _features_of(reference).items():
+            if isinstance(ref, dict) and ref.get("pii"):
+                names.add(name)
     for window in _list(report.get("windows")):
         if not isinstance(window, dict):
             continue
@@ -125,9 +130,9 @@ def report_data(report: dict[str, Any]) -> dict[str, Any]:
             return entry
         return {k: v for k, v in entry.items() if k in keep}
 
-    reference = data.get("reference")
-    if isinstance(reference, dict) and isinstance(reference.get("features"), dict):
-        reference["features"] = {n: scrub(f, n) for n, f in reference["features"].items()}
+    for reference in references(data).values():
+        if isinstance(reference.get("features"), dict):
+            reference["features"] = {n: scrub(f, n) for n, f in reference["features"].items()}
     for window in _list(data.get("windows")):
         if not isinstance(window, dict):
             continue
@@ -184,7 +189,6 @@ def _write_atomic(target: Path, text: str, *, overwrite: bool) -> None:
 # --- sections --------------------------------------------------------------------------------
 
 def _summary(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
-    reference = report.get("reference") if isinstance(report.get("reference"), dict) else {}
     alerts = _all_alerts(report, windows)
     critical = sum(1 for a in alerts if _field(a, "severity") == "critical")
     versions = sorted({str(w.get("version")) for w in windows if w.get("version") is not None})
@@ -196,8 +200,11 @@ def _summary(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
              ("windows", f"{len(windows)} ({span})"),
              ("versions", _text(", ".join(versions) or "—")),
              ("rows", f"{rows:,}"),
-             ("reference", f"{_text(reference.get('source') or '—')} "
-                           f"({_num(reference.get('rows'))} rows)"),
+             ("reference", "<br>".join(
+                 (f"version {_text(v)}: " if v else "") + f"{_text(r.get('source') or '—')} "
+                 f"({_num(r.get('rows'))} rows)" for v, r in references(report).items())
+              or "—"),
+             ("served version", _text(report.get("served_version"))),
              ("alerts", f"{len(alerts)} ({critical} critical)"),
              ("prediction log", _text(report.get("log_dir") or "—")),
              ("generated", _text(report.get("generated_at") or "—"))]
@@ -215,6 +222,9 @@ def _rule_text(report: dict[str, Any]) -> str:
     drift = settings.get("drift") if isinstance(settings.get("drift"), dict) else settings
     known = all(k in drift for k in ("large_sample_rows", "wasserstein", "jensen_shannon", "psi",
                                      "alpha", "correction", "share"))
+    if not known and isinstance(report.get("rule"), str) and report["rule"].strip():
+        rule = _clean(report["rule"]).strip()
+        return _text(rule[:1].upper() + rule[1:] + ("" if rule.endswith(".") else "."))
     if not known:
         return ("Large windows (and references) are judged by effect sizes: a number drifts when "
                 "its Wasserstein distance over the reference's standard deviation or its PSI "
@@ -275,9 +285,11 @@ def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> s
 
         parts.append(_image(draw, (7.5, 2.8)))
     rows = []
-    for window in windows:
+    for window, alerts in zip(windows, alerts_by_window({**report, "windows": windows}),
+                              strict=True):
         drift = window.get("drift") if isinstance(window.get("drift"), dict) else {}
         drifted = [str(n) for n in _list(drift.get("drifted"))]
+        kinds = ", ".join(sorted({str(_field(a, "kind")) for a in alerts}))
         prediction = drift.get("prediction") if isinstance(drift.get("prediction"), dict) else {}
         verdict = drift.get("dataset_drift")
         rows.append(
@@ -286,10 +298,10 @@ def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> s
             f"<td class='num'>{_share(drift.get('share'))}</td>"
             f"<td class='num'>{len(drifted)} / {_num(drift.get('monitored'))}</td>"
             f"<td>{_verdict(verdict)}</td><td>{_verdict(prediction.get('drifted'))}</td>"
-            f"<td>{_text(_names(drifted, 8))}</td></tr>")
+            f"<td>{_text(_names(drifted, 8))}</td><td>{_text(kinds)}</td></tr>")
     parts.append("<table><tr><th>window</th><th>version</th><th>rows</th><th>drift share</th>"
                  "<th>drifted / monitored</th><th>window drifts</th><th>prediction drifts</th>"
-                 f"<th>drifted features</th></tr>{''.join(rows)}</table>")
+                 f"<th>drifted features</th><th>alerts</th></tr>{''.join(rows)}</table>")
     return "".join(parts)
 
 
@@ -326,10 +338,11 @@ def _performance_over_time(windows: list[dict[str, Any]]) -> str:
             f"<td class='num'>{_num(_metric(p.get('realised'), metric))}</td>"
             f"<td class='num'>{_num(_metric(p.get('estimated'), metric))}</td>"
             f"<td class='num'>{_num(p.get('reference'))}</td>"
-            f"<td class='num'>{_num(p.get('drop'))}</td></tr>")
+            f"<td class='num'>{_num(p.get('drop'))}</td>"
+            f"<td class='num'>{_num(p.get('estimated_drop'))}</td></tr>")
     parts.append(f"<table><tr><th>window</th><th>version</th><th>labelled rows</th>"
                  f"<th>{_text(metric)} realised</th><th>estimated</th><th>model card</th>"
-                 f"<th>drop</th></tr>{''.join(rows)}</table>")
+                 f"<th>drop</th><th>estimated drop</th></tr>{''.join(rows)}</table>")
     return "".join(parts)
 
 
@@ -367,9 +380,10 @@ def _features(report: dict[str, Any], window: dict[str, Any], pii: set[str],
 
 def _distribution_plots(report: dict[str, Any], window: dict[str, Any],
                         features: list[dict[str, Any]], pii: set[str], max_plots: int) -> str:
-    references = _reference_features(report)
+    reference = reference_for(report, window.get("version"))
+    refs = _features_of(reference)
     sketches = _get(window, "sketch", "features")
-    if not references or not isinstance(sketches, dict):
+    if not refs or not isinstance(sketches, dict):
         return ("<p class='note'>No distribution plots: the report holds no reference bins or "
                 "no window sketch.</p>")
     if features:
@@ -378,12 +392,12 @@ def _distribution_plots(report: dict[str, Any], window: dict[str, Any],
                       if f.get("monitored", True)]
         names = [str(f.get("name")) for f in candidates]
     else:
-        names = list(references)
-    names = [n for n in names if n not in pii and n in references and n in sketches]
+        names = list(refs)
+    names = [n for n in names if n not in pii and n in refs and n in sketches]
     shown = names[:max(0, max_plots)]
     figures = []
     for name in shown:
-        image = _distribution(name, references[name], sketches[name])
+        image = _distribution(name, refs[name], sketches[name])
         if image:
             figures.append(f"<figure>{image}<figcaption>{_text(name)}</figcaption></figure>")
     note = (f"<p class='note'>Distributions of {len(figures)} of {len(names)} features "
@@ -411,8 +425,8 @@ def _prediction(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
                "decided by", "drifted"]
     parts = ["<h2>Prediction drift</h2><table><tr>"
              + "".join(f"<th>{h}</th>" for h in headers) + "</tr>" + "".join(rows) + "</table>"]
-    reference = _get(report, "reference", "prediction")
-    sketch = _get(windows[-1], "sketch", "prediction") if windows else None
+    reference = reference_for(report, windows[-1].get("version")).get("prediction")
+    sketch = _get(windows[-1], "sketch", "prediction")
     if isinstance(reference, dict) and isinstance(sketch, dict):
         image = _distribution("prediction", reference, sketch)
         if image:
@@ -694,8 +708,30 @@ def _shares(counts: list[float]) -> list[float] | None:
     return None if total <= 0 else [c / total for c in clean]
 
 
-def _reference_features(report: dict[str, Any]) -> dict[str, Any]:
-    features = _get(report, "reference", "features")
+def references(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the report's references by version ("" when one serves every version).
+
+    >>> references({"reference": {"source": "profile of credit@1", "rows": 10}})
+    {'': {'source': 'profile of credit@1', 'rows': 10}}
+    >>> list(references({"reference": {"1": {"source": "a"}, "2": {"source": "b"}}}))
+    ['1', '2']
+    """
+    reference = report.get("reference") if isinstance(report, dict) else None
+    if not isinstance(reference, dict):
+        return {}
+    if any(k in reference for k in ("source", "rows", "features", "prediction")):
+        return {"": reference}
+    return {str(k): v for k, v in reference.items() if isinstance(v, dict)}
+
+
+def reference_for(report: dict[str, Any], version: Any) -> dict[str, Any]:
+    """Return the reference a window of ``version`` is compared with ({} when unknown)."""
+    found = references(report)
+    return found.get(str(version)) or found.get("") or {}
+
+
+def _features_of(reference: dict[str, Any]) -> dict[str, Any]:
+    features = reference.get("features") if isinstance(reference, dict) else None
     if isinstance(features, dict):
         return features
     return {str(f.get("name")): f for f in _list(features) if isinstance(f, dict)}
@@ -707,6 +743,69 @@ def _all_alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> list[A
         return list(report["alerts"])
     return [{**a, "window_start": w.get("start"), "version": w.get("version")}
             for w in windows for a in _list(w.get("alerts")) if isinstance(a, dict)]
+
+
+def alerts_by_window(report: dict[str, Any]) -> list[list[Any]]:
+    """Return, for each window of the report (same order), the alerts it raised.
+
+    Stored alerts name their window by ``version`` and ``start_key`` (epoch milliseconds of
+    a time window's start, a row window's number); a report without alerts of its own
+    lends each window its ``alerts``.
+    """
+    windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
+    if not isinstance(report.get("alerts"), list):
+        return [[a for a in _list(w.get("alerts")) if isinstance(a, dict)] for w in windows]
+    slots: dict[tuple[str, tuple[str, int]], int] = {}
+    for number, window in enumerate(windows):
+        if isinstance(window.get("index"), int):
+            slots[(str(window.get("version")), ("rows", window["index"]))] = number
+        start = _epoch_ms(window.get("start"))
+        if start is not None:
+            slots[(str(window.get("version")), ("time", start))] = number
+    out: list[list[Any]] = [[] for _ in windows]
+    for alert in report["alerts"]:
+        version = str(_field(alert, "version"))
+        for key in _alert_keys(alert):
+            if (version, key) in slots:
+                out[slots[(version, key)]].append(alert)
+                break
+    return out
+
+
+def _alert_keys(alert: Any) -> list[tuple[str, int]]:
+    keys = []
+    key = _field(alert, "start_key")
+    if isinstance(key, int) and not isinstance(key, bool):
+        kind = None
+        try:
+            from loopml.monitor.settings import parse_window
+
+            kind, _ = parse_window(str(_field(alert, "window")))
+        except ValueError:
+            pass
+        keys += [(kind, key)] if kind else [("rows", key), ("time", key)]
+    start = _epoch_ms(_field(alert, "window_start") or _field(alert, "start"))
+    if start is not None:
+        keys.append(("time", start))
+    return keys
+
+
+def _epoch_ms(moment: Any) -> int | None:
+    """Return an ISO time (or datetime) as epoch milliseconds, None when it is not one.
+
+    >>> _epoch_ms("2026-12-01T00:00:00+00:00"), _epoch_ms("soon")
+    (1796083200000, None)
+    """
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return None
+    if not isinstance(moment, datetime):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
 
 
 def _alert_start(alert: Any) -> str:

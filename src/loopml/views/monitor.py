@@ -37,16 +37,20 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
     """
     from rich.table import Table
 
+    from loopml.monitor.report_html import alerts_by_window, references
+
     windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
-    reference = report.get("reference") if isinstance(report.get("reference"), dict) else {}
     alerts = _list(report.get("alerts"))
     if not isinstance(report.get("alerts"), list):
         alerts = [a for w in windows for a in _list(w.get("alerts"))]
     rows = sum(_int(w.get("rows")) for w in windows)
+    refs = [(f"v{version} " if version else "") + f"{r.get('source') or '-'} "
+            f"({_count(r.get('rows'))} rows)" for version, r in references(report).items()]
+    served = report.get("served_version")
     console.print(line(("monitor ", "bold"), (str(report.get("model") or "-"), "bold"),
                        " · window ", str(report.get("window") or "-"), " · reference ",
-                       str(reference.get("source") or "-"),
-                       f" ({_count(reference.get('rows'))} rows)"))
+                       "; ".join(refs) or "-",
+                       "" if served is None else f" · serving version {served}"))
     console.print(line(f"{len(windows)} window(s), {rows:,} rows, ",
                        (f"{len(alerts)} alert(s)", "red" if alerts else "green")))
     if not windows:
@@ -62,8 +66,9 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
                             ("quality issues", "right"), (f"{metric} realised", "right"),
                             ("estimated", "right"), ("alerts", "left")):
         table.add_column(plain(header), justify=justify)
-    for window in windows[-limit:]:
-        table.add_row(*_window_row(window, metric))
+    raised = alerts_by_window({**report, "windows": windows})
+    for window, found in list(zip(windows, raised, strict=True))[-limit:]:
+        table.add_row(*_window_row(window, found, metric))
     console.print(table)
     if len(windows) > limit:
         console.print(line((f"… {len(windows) - limit} earlier window(s) in the HTML report",
@@ -75,7 +80,7 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
                            else str(skipped[0])[:119] + "…"))
 
 
-def _window_row(window: dict[str, Any], metric: str) -> list[Any]:
+def _window_row(window: dict[str, Any], alerts: list[Any], metric: str) -> list[Any]:
     drift = window.get("drift") if isinstance(window.get("drift"), dict) else {}
     quality = window.get("quality") if isinstance(window.get("quality"), dict) else {}
     performance = window.get("performance") if isinstance(window.get("performance"),
@@ -85,9 +90,8 @@ def _window_row(window: dict[str, Any], metric: str) -> list[Any]:
     share = _float(drift.get("share"))
     share_text = "-" if not math.isfinite(share) else f"{share:.1%}"
     issues = len(_list(quality.get("issues")))
-    window_alerts = [a for a in _list(window.get("alerts")) if isinstance(a, dict)]
-    critical = any(a.get("severity") == "critical" for a in window_alerts)
-    kinds = ", ".join(str(a.get("kind")) for a in window_alerts)
+    critical = any(_field(a, "severity") == "critical" for a in alerts)
+    kinds = ", ".join(dict.fromkeys(str(_field(a, "kind")) for a in alerts))
     start = (f"#{window['index']}" if window.get("index") is not None
              else _utc(window.get("start")))
     return [plain(start), plain(_opt(window.get("version"), "-")),
