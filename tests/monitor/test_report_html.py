@@ -194,8 +194,10 @@ def test_report_is_self_contained_with_plots(page: str) -> None:
     assert len(images) == 9
     assert all(image.startswith(b"\x89PNG\r\n\x1a\n") for image in images)
     for section in ("Summary", "Alerts (4)", "Drift over time", "Performance over time",
-                    "Features in the latest window", "Prediction drift", "Data quality"):
+                    "Features in the latest window", "Prediction drift", "Data quality",
+                    "Skipped (1)"):
         assert section in page
+    assert "<li>2026-11-21/bad.parquet: not Parquet</li>" in page
 
 
 def test_summary_states_the_numbers_and_the_rule(page: str) -> None:

@@ -471,12 +471,23 @@ def _skipped(report: dict[str, Any]) -> str:
     skipped = _list(report.get("skipped"))
     if not skipped:
         return ""
-    items = "".join(f"<li>{_text(json.dumps(json_safe(s), default=str, ensure_ascii=False))}"
-                    f"</li>" if isinstance(s, dict) else f"<li>{_text(s)}</li>"
-                    for s in skipped[:200])
+    items = "".join(f"<li>{_text(skipped_text(s))}</li>" for s in skipped[:200])
     more = f"<p class='note'>… and {len(skipped) - 200} more.</p>" if len(skipped) > 200 else ""
     return (f"<h2>Skipped ({len(skipped)})</h2><details><summary>what could not be read"
             f"</summary><ul>{items}</ul>{more}</details>")
+
+
+def skipped_text(item: Any) -> str:
+    """Return one skipped item (``{"path", "reason"}`` or any value) as one line.
+
+    >>> skipped_text({"path": "2026-11-21/a.parquet", "reason": "torn"})
+    '2026-11-21/a.parquet: torn'
+    """
+    if isinstance(item, dict) and "path" in item:
+        return f"{item['path']}: {item.get('reason') or 'unreadable'}"
+    if isinstance(item, dict):
+        return json.dumps(json_safe(item), default=str, ensure_ascii=False)
+    return str(item)
 
 
 # --- plots -----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
     """
     from rich.table import Table
 
-    from loopml.monitor.report_html import alerts_by_window, references
+    from loopml.monitor.report_html import alerts_by_window, references, skipped_text
 
     windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
     alerts = _list(report.get("alerts"))
@@ -75,9 +75,9 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
                             "dim")))
     skipped = _list(report.get("skipped"))
     if skipped:
+        first = skipped_text(skipped[0])
         console.print(line((f"skipped {len(skipped)} item(s) that could not be read", "yellow"),
-                           ": ", str(skipped[0]) if len(str(skipped[0])) < 120
-                           else str(skipped[0])[:119] + "…"))
+                           " (first: ", first if len(first) < 120 else first[:119] + "…", ")"))
 
 
 def _window_row(window: dict[str, Any], alerts: list[Any], metric: str) -> list[Any]:
