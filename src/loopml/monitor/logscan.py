@@ -180,19 +180,26 @@ _OUT_TYPE = {"numeric": pa.float64(), "categorical": pa.string(), "datetime": pa
 
 def _clean(texts: pa.Array) -> pa.Array:
     """Return the texts as one JSON object per line: nulls and "" as {}, no raw newlines."""
+    import numpy as np
     import pyarrow.compute as pc
 
     texts = texts.cast(pa.string())
     if texts.null_count:
         texts = texts.fill_null("{}")
-    empty = pc.equal(pc.binary_length(texts), 0)
-    if pc.any(empty).as_py():
-        texts = pc.if_else(empty, "{}", texts)
+    if not len(texts):
+        return texts
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32, count=len(texts) + 1,
+                            offset=texts.offset * 4)
+    if (offsets[1:] == offsets[:-1]).any():
+        texts = pc.if_else(pc.equal(pc.binary_length(texts), 0), "{}", texts)
+        offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32, count=len(texts) + 1,
+                                offset=texts.offset * 4)
     # A raw line break can only be whitespace between tokens (JSON strings escape it), so a
-    # space in its place keeps every value and keeps one row per line.
-    for brk in ("\n", "\r"):
-        if pc.any(pc.match_substring(texts, brk)).as_py():
-            texts = pc.replace_substring(texts, brk, " ")
+    # space in its place keeps every value and keeps one row per line. Looked for in the
+    # bytes at once: a search per text costs as much as the parse.
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    if np.count_nonzero(data < 0x20) and ((data == 0x0A).any() or (data == 0x0D).any()):
+        texts = pc.replace_substring(pc.replace_substring(texts, "\n", " "), "\r", " ")
     return texts
 
 
