@@ -163,3 +163,12 @@ def test_join_keeps_prediction_order_at_scale():
     got = np.array([-1 if v is None else v for v in join.y_true.to_pylist()])
     np.testing.assert_array_equal(got, expected)
     assert join.labeled == labelled.sum()
+
+
+def test_decode_labels_with_missing_texts():
+    values, index, invalid = decode_labels(pa.array(["1", None, "0"]), task="binary",
+                                           classes=[0, 1])
+    assert values.to_pylist() == [1, None, 0] and invalid.tolist() == [False, True, False]
+    values, index, invalid = decode_labels(pa.array(['"x"', None]))
+    assert values.to_pylist() == ["x", None] and index is None
+    assert invalid.tolist() == [False, True]

@@ -259,11 +259,14 @@ def decode_labels(texts: pa.Array | pa.ChunkedArray, *, task: str | None = None,
     # Few distinct labels in practice: decode each distinct text once.
     encoded = pc.dictionary_encode(texts)
     distinct = encoded.dictionary.to_pylist()
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    # A null text (no label) gets the code after the last distinct text.
+    codes = np.asarray(encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False),
+                       dtype=np.int64)
     decoded = [_json(text) for text in distinct]
     if classes is None:
         ok = np.array([v is not None for v in decoded] + [False], dtype=bool)
-        values = pa.array([decoded[c] for c in codes]) if len(codes) else pa.array([])
+        values = pa.array([(decoded + [None])[c] for c in codes]) if len(codes) else \
+            pa.array([])
         invalid = ~ok[codes] if len(codes) else np.zeros(0, dtype=bool)
         return values, None, invalid
     lookup: dict[str, int] = {}
