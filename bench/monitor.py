@@ -263,13 +263,15 @@ def run_tool(tool: str, meta: dict[str, Any], label: str, *, limit_s: float | No
         command = [str(EVIDENTLY_VENV / "bin" / "python"), str(HERE / "monitor_evidently.py"),
                    meta["reference"], meta["current"], str(result_file),
                    "--numeric", ",".join(name for name, _, _ in NUMERIC),
-                   "--categorical", ",".join(name for name, _, _ in CATEGORICAL)]
+                   "--categorical", ",".join(name for name, _, _ in CATEGORICAL),
+                   *_thresholds()]
     memory = None if memory_gb is None else int(memory_gb * (1 << 30))
     print(f"  {tool} {label} ...", end=" ", flush=True)
+    load = os.getloadavg()[0]  # other work on a shared machine skews the time
     out = measure(command, log=WORK / f"{tool}-{label}.log", limit_s=limit_s,
                   memory_bytes=memory)
     out.update({"tool": tool, "case": label, "rows": meta["rows"],
-                "limit_s": limit_s, "memory_limit_gb": memory_gb})
+                "limit_s": limit_s, "memory_limit_gb": memory_gb, "load_1m_before": load})
     if out["rc"] == 0 and result_file.exists():
         out.update(json.loads(result_file.read_text()))
     if out.get("seconds") is None:  # how far it got (the child logs its stages)
@@ -279,6 +281,15 @@ def run_tool(tool: str, meta: dict[str, Any], label: str, *, limit_s: float | No
     print(f"{out['ended']}; " + (f"{seconds:.2f} s, " if seconds is not None else "")
           + f"peak {out['peak_rss_mb']:.0f} MB", flush=True)
     return out
+
+
+def _thresholds() -> list[str]:
+    """Return loopml's default large-sample thresholds as Evidently's script takes them."""
+    from loopml.monitor.settings import DriftSettings
+
+    settings = DriftSettings()
+    return ["--num-threshold", str(settings.wasserstein), "--cat-threshold",
+            str(settings.jensen_shannon), "--drift-share", str(settings.share)]
 
 
 def _stages(log: Path) -> list[str]:
@@ -357,7 +368,7 @@ def print_agreement(label: str, found: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------- the prediction log
 PREDLOG_DAYS = 10
-PREDLOG_START_US = 1_795_132_800_000_000  # 2026-11-19 00:00 UTC
+PREDLOG_START_US = 1_795_132_800_000_000  # 2026-11-20 00:00 UTC
 SEGMENT_ROWS = 50_000
 
 
@@ -431,7 +442,7 @@ def write_predlog(folder: Path, rows: int, *, model: str, version: int) -> dict[
                             model=model, version=version)
             last_ms = part["ts"][-1].value // 1000 + 1  # published after its last row
             day = time.strftime("%Y-%m-%d", time.gmtime(last_ms / 1000))
-            path = folder / "predictions" / day / f"{last_ms:013d}-4242-0bench-{segments}.parquet"
+            path = folder / "predictions" / day / f"{last_ms:013d}-4242-0be4c4-{segments}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(part, path)
             segments, written = segments + 1, written + part.num_rows
@@ -446,17 +457,20 @@ def write_predlog(folder: Path, rows: int, *, model: str, version: int) -> dict[
 
 def predlog_model(folder: Path) -> dict[str, Any]:
     """Train and register the model the log is for, on 100k reference rows (once)."""
-    meta_file = folder / "model.json"
-    if meta_file.exists():
-        return json.loads(meta_file.read_text())
     import numpy as np
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from loopml.config import ProjectConfig
+    from loopml.data.profile import PROFILE_VERSION
     from loopml.train.runner import train_project
     from loopml.workspace import Workspace
 
+    meta_file = folder / "model.json"
+    if meta_file.exists():  # the reference is the dataset's profile: same format, same model
+        meta = json.loads(meta_file.read_text())
+        if meta.get("profile_version") == PROFILE_VERSION:
+            return meta
     home = folder / "home"
     shutil.rmtree(home, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -476,7 +490,8 @@ def predlog_model(folder: Path) -> dict[str, Any]:
     outcome = train_project(config, workspace=Workspace.from_env(home, env={}),
                             project_dir=ROOT)
     meta = {"home": str(home), "ref": outcome.version.ref, "model": "drift",
-            "version": int(outcome.version.ref.split("@")[1])}
+            "version": int(outcome.version.ref.split("@")[1]),
+            "profile_version": PROFILE_VERSION}
     meta_file.write_text(json.dumps(meta, indent=2))
     return meta
 

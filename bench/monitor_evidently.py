@@ -2,11 +2,15 @@
 
 Runs in Evidently's own venv (bench/out/evidently-venv: Evidently 0.7 needs pandas < 3)::
 
-    python monitor_evidently.py REFERENCE CURRENT RESULT --numeric a,b --categorical c
+    python monitor_evidently.py REF CUR RESULT --numeric a,b --categorical c
+        --num-threshold 0.1 --cat-threshold 0.1 [--drift-share 0.3]
 
 The tests are loopml's large-sample rule: Wasserstein distance normalised by the reference's
-standard deviation for numbers, Jensen-Shannon distance for categories, both at 0.1, a column
-drifting when its statistic is at or above the threshold (Evidently's rule for both). The
+standard deviation for numbers, Jensen-Shannon distance for categories, a column drifting when
+its statistic is at or above the threshold (Evidently's rule for both). The thresholds come
+from bench/monitor.py (loopml's defaults); Evidently's Jensen-Shannon distance is in natural-log
+units and loopml's in bits, so its threshold is loopml's times sqrt(ln 2) (the same rule) and
+its values are written back in bits (``value``; ``value_native`` as Evidently gives it). The
 time runs from reading the files (``pandas.read_parquet``, as a user would) to the snapshot's
 values; ``stage`` lines on stdout say how far a run got when it is stopped.
 """
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
-NUM_METHOD, CAT_METHOD, THRESHOLD, SHARE = "wasserstein", "jensenshannon", 0.1, 0.3
+NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
+BITS = math.sqrt(math.log(2))  # JS distance in nats = JS distance in bits × this
 
 
 def main() -> None:
@@ -28,6 +34,11 @@ def main() -> None:
     parser.add_argument("result")
     parser.add_argument("--numeric", required=True)
     parser.add_argument("--categorical", required=True)
+    parser.add_argument("--num-threshold", type=float, required=True,
+                        help="Wasserstein distance / reference std at which a number drifts")
+    parser.add_argument("--cat-threshold", type=float, required=True,
+                        help="Jensen-Shannon distance in bits at which a category drifts")
+    parser.add_argument("--drift-share", type=float, default=0.3)
     args = parser.parse_args()
     numeric, categorical = args.numeric.split(","), args.categorical.split(",")
 
@@ -45,8 +56,9 @@ def main() -> None:
     stage("files read")
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     report = Report([DataDriftPreset(num_method=NUM_METHOD, cat_method=CAT_METHOD,
-                                     num_threshold=THRESHOLD, cat_threshold=THRESHOLD,
-                                     drift_share=SHARE)])
+                                     num_threshold=args.num_threshold,
+                                     cat_threshold=args.cat_threshold * BITS,
+                                     drift_share=args.drift_share)])
     snapshot = report.run(Dataset.from_pandas(current, data_definition=definition),
                           Dataset.from_pandas(reference, data_definition=definition))
     stage("report run")
@@ -58,12 +70,13 @@ def main() -> None:
     for metric in metrics:
         config = metric["config"]
         if config["type"].endswith(":ValueDrift"):
-            value = float(metric["value"])
-            threshold = config.get("threshold", THRESHOLD)
+            native, threshold = float(metric["value"]), float(config["threshold"])
+            bits = config.get("method") == CAT_METHOD
             columns[config["column"]] = {
                 "kind": "numeric" if config["column"] in numeric else "categorical",
-                "method": config.get("method"), "value": value, "threshold": threshold,
-                "drifted": value >= threshold}
+                "method": config.get("method"), "value": native / BITS if bits else native,
+                "value_native": native, "threshold_native": threshold,
+                "drifted": native >= threshold}
         elif config["type"].endswith(":DriftedColumnsCount"):
             count = metric["value"]
     frames_mb = sum(frame.memory_usage(deep=True).sum() for frame in (reference, current)) / 1e6
