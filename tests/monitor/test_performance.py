@@ -26,6 +26,7 @@ from loopml.monitor.performance import (
     Calibrator,
     estimate_metrics,
     expected_roc_auc,
+    model_reference,
     prediction_reference,
     realised_metrics,
 )
@@ -229,3 +230,52 @@ def test_prediction_reference_counts_every_row():
     assert np.histogram(values, bins=ref["edges"])[0].tolist() == ref["counts"][1:-1]
     constant = prediction_reference("regression", values=np.full(10, 3.0))
     assert sum(constant["counts"]) == 10
+
+
+@pytest.fixture(scope="module")
+def credit_home(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "serve"))
+    from server_helpers import credit_workspace
+
+    return credit_workspace(tmp_path_factory.mktemp("credit"), versions=1, rows=600)
+
+
+@pytest.mark.slow
+def test_model_reference_of_a_trained_version(credit_home):
+    from loopml.evaluate.report import encode_labels
+    from loopml.registry.promote import training_parts
+    from loopml.registry.registry import Registry
+    from loopml.workspace import Workspace
+
+    with Registry.open(Workspace.from_env(credit_home, env={})) as registry:
+        record = registry.get("credit@1")
+        reference = model_reference(registry, record)
+        test = training_parts(registry, record)["test"]
+        model = registry.load(record)
+    json.dumps(reference, allow_nan=False)  # stored as JSON by the runner
+    outputs = record.signature["outputs"]
+    inputs = [c["name"] for c in record.signature["inputs"]]
+    proba = np.asarray(model.predict_proba(test[inputs]), dtype=float)
+    y = encode_labels(test[outputs["target"]].tolist(), outputs["labels"])
+    assert reference["test_rows"] == len(test)
+    assert reference["test_metrics"] == record.metrics
+    assert reference["threshold"] == outputs.get("threshold")
+    # The calibrator is the one fitted on the test split's labels and the model's output.
+    calibrator = Calibrator.from_json(reference["calibrator"])
+    assert calibrator == Calibrator.fit("binary", y, proba)
+    # The card's ROC-AUC is the realised one on the same rows.
+    realised = realised_metrics("binary", outputs["labels"], test[outputs["target"]].tolist(),
+                                None, proba, threshold=outputs.get("threshold"))
+    assert realised["roc_auc"] == pytest.approx(record.metrics["roc_auc"])
+    prediction = reference["prediction"]
+    assert prediction["kind"] == "numeric" and prediction["rows"] == len(test)
+    assert sum(prediction["counts"]) == len(test)
+    assert prediction["mean"] == pytest.approx(proba[:, 1].mean())
+    try:
+        from loopml.monitor.sketch import FeatureRef
+    except ImportError:
+        return
+    FeatureRef(**prediction)
