@@ -132,18 +132,21 @@ def _arrow(values: Any) -> pa.Array:
 def _as_json(values: pa.Array) -> pa.Array:
     """Return labels as JSON texts: text is taken as JSON when it reads as JSON, else quoted."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        out = []
-        for text in values.to_pylist():
+    # Each distinct value once: a window holds many rows but few labels.
+    encoded = pc.dictionary_encode(values)
+    out = []
+    for value in encoded.dictionary.to_pylist():
+        if isinstance(value, str):
             try:
-                json.loads(text) if text is not None else None
-                out.append(text)
+                json.loads(value)
             except ValueError:
-                out.append(json.dumps(text))
-        return pa.array(out, pa.string())
-    return pa.array([None if v is None else json.dumps(v.item() if hasattr(v, "item") else v)
-                     for v in values.to_pylist()], pa.string())
+                value = json.dumps(value)
+            out.append(value)
+        else:
+            out.append(None if value is None else json.dumps(value))
+    return pa.array(out, pa.string()).take(encoded.indices)
 
 
 def _numbers(values: pa.Array) -> np.ndarray:
