@@ -203,3 +203,12 @@ def test_window_keys_are_utc_floors():
         dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC).timestamp() * 1000)
     with pytest.raises(InvalidInput):
         window_keys(ts, seconds=0)
+
+
+def test_wide_rows_take_smaller_chunks(monkeypatch):
+    monkeypatch.setattr(logscan, "CHUNK_BYTES", 2000)
+    rows = [{"x": i, "pad": "p" * 300} for i in range(40)]
+    features, invalid = parse_inputs(_texts(rows), {"x": "numeric"})
+    assert features.column("x").num_chunks > 1
+    assert features.column("x").to_pylist() == [float(i) for i in range(40)]
+    assert len(invalid["x"]) == 40

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 KINDS = ("numeric", "categorical", "datetime")
 CHUNK_ROWS = 65_536  # one odd value costs a re-parse of this many rows at most
+CHUNK_BYTES = 64 << 20  # ...and of this much text (wide rows: fewer rows per chunk)
 MAX_EPOCH_SECONDS = 9.2e9  # as the server: pandas' nanosecond times end in 2262
 _MAX_RETRIES = 8  # re-parses of one chunk before every remaining column goes value by value
 
@@ -116,8 +117,10 @@ class InputParser:
         chunks = inputs.chunks if isinstance(inputs, pa.ChunkedArray) else [inputs]
         parts: list[tuple[dict[str, pa.Array], dict[str, pa.Array]]] = []
         for chunk in chunks:
-            for start in range(0, len(chunk), CHUNK_ROWS):
-                parts.append(self._chunk(chunk.slice(start, CHUNK_ROWS)))
+            width = chunk.nbytes / max(len(chunk), 1)
+            step = max(1, min(CHUNK_ROWS, int(CHUNK_BYTES / max(width, 1.0))))
+            for start in range(0, len(chunk), step):
+                parts.append(self._chunk(chunk.slice(start, step)))
         names = list(self.columns)
         if not parts:
             empty = {n: pa.array([], _OUT_TYPE[self.columns[n]]) for n in names}
