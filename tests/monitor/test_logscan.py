@@ -212,3 +212,28 @@ def test_wide_rows_take_smaller_chunks(monkeypatch):
     assert features.column("x").num_chunks > 1
     assert features.column("x").to_pylist() == [float(i) for i in range(40)]
     assert len(invalid["x"]) == 40
+
+
+def test_round_trip_through_the_prediction_log(tmp_path):
+    from loopml.serve.predlog import PredictionLog, read_log
+
+    when = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
+    raw = [{"age": 41, "income": float("nan"), "city": "Lyon", "since": "2024-05-01T12:00:00Z"},
+           {"age": np.float64(37.5), "income": 1e5, "city": 7, "since": 1714564800},
+           {"age": None, "income": np.int64(3), "city": True, "since": None}]
+    log = PredictionLog(tmp_path).start()
+    assert log.write([{"request_id": "r1", "row": i, "ts": when, "model": "m", "version": 1,
+                       "flavour": "native", "latency_ms": 1.0, "prediction": 1,
+                       "probabilities": [0.4, 0.6], "inputs": inputs}
+                      for i, inputs in enumerate(raw)])
+    assert log.close()
+    table = read_log(tmp_path)
+    columns = {"age": "numeric", "income": "numeric", "city": "categorical",
+               "since": "datetime"}
+    features, invalid = parse_inputs(table.column("inputs"), columns)
+    assert features.column("age").to_pylist() == [41.0, 37.5, None]
+    assert features.column("income").to_pylist() == [None, 1e5, 3.0]  # NaN is logged as null
+    assert features.column("city").to_pylist() == ["Lyon", "7", "True"]
+    assert features.column("since").to_pylist() == [1714564800.0, 1714564800.0, None]
+    assert not any(any(mask.to_pylist()) for mask in invalid.values())
+    assert prediction_values(table, task="binary", labels=[0, 1]).to_pylist() == [0.6] * 3
