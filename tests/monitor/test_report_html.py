@@ -317,3 +317,24 @@ def test_report_data_drops_every_value_of_a_pii_column() -> None:
     assert set(email) <= {"count", "missing"}
     assert not any(isinstance(v, float) and math.isnan(v) for v in
                    data["windows"][0]["quality"]["columns"][2].values())
+
+
+def test_plots_come_from_the_latest_windows_version_and_drifted_first(page: str) -> None:
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions[:2] == ["income", "city"]
+    report = make_report()
+    report["reference"]["2"] = {"source": "profile of credit@2", "rows": 10, "features": {}}
+    assert "No distribution plots" in render_report(report)
+
+
+def test_row_windows_are_named_by_number() -> None:
+    report = make_report(windows=2)
+    for number, window in enumerate(report["windows"]):
+        window.update(window="500rows", index=number)
+    for alert in report["alerts"]:
+        alert.update(window="500rows", start_key=1)
+    page = render_report(report)
+    assert "<td>#0</td>" in page and "<td>#1</td><td>1</td><td class='num'>1,201</td>" in page
+    assert "<td>#1</td><td>1</td><td>drift</td>" in page
+    drift_table = page[page.index("<h2>Drift over time"):page.index("<h2>Performance")]
+    assert drift_table.count("<td>drift, performance</td></tr>") == 1  # found by start_key
