@@ -21,7 +21,7 @@ from retrain_helpers import (
 )
 
 from loopml.monitor.retrain import ACTOR, retrain_model
-from loopml.monitor.retrain_data import LabelledRows, holdout_mask, typed_rows
+from loopml.monitor.retrain_data import LabelledRows, holdout_mask, labelled_rows, typed_rows
 from loopml.registry.registry import Registry
 
 
@@ -40,6 +40,21 @@ def _state(workspace):
     with Registry.open(workspace) as registry:
         return (registry.models.aliases(MODEL)["champion"],
                 sorted(v.version for v in registry.versions(MODEL)), registry.history(MODEL))
+
+
+def _check_scores(workspace, comparison, *, rows):
+    """Check the gate's ROC-AUCs against sklearn's on the holdout rows."""
+    from sklearn.metrics import roc_auc_score
+
+    with Registry.open(workspace) as registry:
+        holdout = registry.catalog.load("credit-holdout@1", project=MODEL)
+        assert len(holdout) == rows
+        for who, version in (("champion", 1), ("challenger", 2)):
+            record = registry.get(f"{MODEL}@{version}")
+            model = registry.load(record)
+            inputs = [c["name"] for c in record.signature["inputs"]]
+            score = roc_auc_score(holdout["default"], model.predict_proba(holdout[inputs])[:, 1])
+            assert score == pytest.approx(comparison[who], abs=1e-9)
 
 
 def _retrain_runs(workspace):
@@ -75,6 +90,10 @@ def test_a_better_challenger_is_promoted_and_the_history_says_why(workspace):
     assert "credit-holdout@1" in event.reason
     gate = {g["name"]: g for g in event.report["gates"]}["beats_champion"]
     assert gate["passed"]
+    # Better on recent rows, by the report and by sklearn on the holdout itself.
+    comparison = event.report["comparison"]
+    assert comparison["challenger"] > comparison["champion"] + 0.1
+    _check_scores(workspace, comparison, rows=rows["holdout"])
     with Registry.open(workspace) as registry:
         challenger = registry.get(f"{MODEL}@2")
         assert challenger.lineage["dataset"] == "credit@2"
@@ -92,6 +111,9 @@ def test_a_better_challenger_is_promoted_and_the_history_says_why(workspace):
     assert run.tags["outcome"] == "promoted" and run.tags["challenger"] == "2"
     assert run.tags["alerts"] == str(alert) and run.tags["champion"] == "1"
     assert run.tags["training_data"] == "credit@2"
+    # The alert came before the new champion: nothing more to do.
+    again = retrain_model(workspace, project(None))
+    assert again.status == "nothing_to_do" and "champion v2 was promoted at" in again.message
 
 
 @pytest.mark.slow
@@ -183,6 +205,39 @@ def test_no_champion_is_bad_input(tmp_path):
 
 
 # -- the data steps -------------------------------------------------------------------------
+
+def test_labelled_rows_keep_the_latest_prediction_and_count_the_rest(tmp_path):
+    from loopml.serve.predlog import PredictionLog
+
+    def prediction(request, row, seconds, model=MODEL, age=40):
+        return {"request_id": request, "row": row, "ts": T0 + dt.timedelta(seconds=seconds),
+                "model": model, "version": 1, "flavour": "native", "latency_ms": 1.0,
+                "prediction": 0, "probabilities": [0.5, 0.5], "inputs": {"age": age}}
+
+    def label(request, row, value):
+        return {"request_id": request, "row": row, "label": value,
+                "ts": T0 + dt.timedelta(days=1)}
+
+    for kind, records in (
+            ("predictions", [prediction("a", 0, 5), prediction("a", 1, 5),
+                             prediction("b", 0, 1, age=1), prediction("c", 0, 2),
+                             prediction("other", 0, 3, model="another")]),
+            ("predictions", [prediction("b", 0, 9, age=2), prediction("d", 0, 4)]),
+            ("feedback", [label("a", None, 1), label("b", 0, 0), label("d", 0, 7),
+                          label("zz", 0, 1)])):
+        log = PredictionLog(tmp_path, kind=kind).start()
+        assert log.write(records) and log.close()
+    seen = []
+    rows = labelled_rows(tmp_path, model=MODEL, task="binary", classes=[0, 1],
+                         progress=lambda done, total: seen.append((done, total)))
+    got = rows.table.to_pydict()
+    assert list(zip(got["request_id"], got["row"], strict=True)) == [("a", 0), ("a", 1), ("b", 0)]
+    assert rows.labels == [1, 1, 0]
+    assert '"age":2' in got["inputs"][2].replace(" ", "")  # the later of b's two predictions
+    assert (rows.predictions, rows.repeated, rows.invalid_labels, rows.unlabelled) == \
+        (6, 1, 1, 2)
+    assert seen[-1] == (2, 2)
+
 
 @pytest.mark.parametrize("parser", ["logscan", "fallback"])
 def test_logged_inputs_are_cast_back_to_the_dataset_types(parser, monkeypatch):

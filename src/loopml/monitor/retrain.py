@@ -146,8 +146,6 @@ class _Retrain:
     # -- the steps -------------------------------------------------------------------------
 
     def run(self, *, force: bool) -> RetrainOutcome:
-        from loopml.monitor.retrain_data import labelled_rows
-
         champion = self._champion()
         project = champion.lineage.get("project") or self.config.project.name
         earlier = self._earlier_runs(project)
@@ -160,10 +158,7 @@ class _Retrain:
         base["alerts"] = [a.id for a in alerts]
         self.say(_alerts_line(alerts) if alerts else "no alert: retraining because of --force")
 
-        outputs = champion.signature.get("outputs", {})
-        rows = labelled_rows(self.folder, model=self.name, task=champion.task,
-                             classes=outputs.get("labels") if champion.task != "regression"
-                             else None)
+        rows = self._read_log(champion)
         made_champion = _run_that_made(earlier, champion.version)
         recent_after = _micros(made_champion, "labels_until_us")
         new_after = max((_micros(r, "labels_until_us") or 0 for r in earlier
@@ -184,6 +179,29 @@ class _Retrain:
                  f"from ({counts['new']} new {where}; {rows.unlabelled} predictions without "
                  "a usable label)")
         return self._retrain(champion, project, rows, recent, base, alerts, force=force)
+
+    def _read_log(self, champion: ModelVersionRecord) -> LabelledRows:
+        """Return the model's labelled predictions, with a progress bar on a terminal."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from loopml.monitor.retrain_data import labelled_rows
+
+        labels = champion.signature.get("outputs", {}).get("labels")
+        skipped: list[tuple[str, str]] = []
+        with Progress(TextColumn("reading the prediction log", markup=False), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} segments"), TimeElapsedColumn(),
+                      console=self.console, transient=True,
+                      disable=self.console is None or not self.console.is_terminal) as bar:
+            task = bar.add_task("log", total=None)
+            rows = labelled_rows(
+                self.folder, model=self.name, task=champion.task,
+                classes=labels if champion.task != "regression" else None, skipped=skipped,
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if skipped:
+            path, why = skipped[0]
+            self.say(f"{len(skipped)} log segment(s) could not be read and were skipped "
+                     f"(first: {path}: {why})")
+        return rows
 
     def _retrain(self, champion: ModelVersionRecord, project: str, rows: LabelledRows,
                  recent: Any, base: dict[str, Any], alerts: list[AlertRecord], *, force: bool

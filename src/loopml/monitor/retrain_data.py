@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from loopml.serve.predlog_read import Skipped
 
+#: Rows of the log joined to the labels at once: one hash table of the labels per batch.
+JOIN_ROWS = 262_144
 #: The columns of :func:`labelled_rows`' table.
 LABELLED_SCHEMA = pa.schema([
     pa.field("request_id", pa.string()),
@@ -53,40 +55,57 @@ class LabelledRows:
 
 
 def labelled_rows(folder: str | os.PathLike[str], *, model: str, task: str,
-                  classes: Sequence[Any] | None, skipped: Skipped | None = None
-                  ) -> LabelledRows:
+                  classes: Sequence[Any] | None, skipped: Skipped | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> LabelledRows:
     """Return the labelled predictions of ``model`` in the log at ``folder``, oldest first.
 
     Labels are the latest per ``(request_id, row)`` (see :mod:`loopml.monitor.labels`);
-    a ``(request_id, row)`` logged twice keeps its later prediction.
+    a ``(request_id, row)`` logged twice keeps its later prediction. Segments are read one
+    at a time and joined to the labels in batches of about :data:`JOIN_ROWS` rows, so memory
+    holds one batch and the labelled rows. ``progress(done, total)`` counts segments;
+    unreadable ones are appended to ``skipped``.
     """
     import numpy as np
     import pyarrow.compute as pc
 
     from loopml.monitor.labels import join_labels, latest_labels
-    from loopml.serve.predlog_read import iter_segments
+    from loopml.serve.predlog_read import iter_segments, list_segments
 
     labels = latest_labels(folder, skipped=skipped)
     parts: list[pa.Table] = []
     values: list[Any] = []
-    total = invalid = 0
-    for _, segment in iter_segments(folder, skipped=skipped):
+    counts = {"total": 0, "invalid": 0}
+    pending: list[pa.Table] = []
+
+    def join(batch: list[pa.Table]) -> None:
+        mine = pa.concat_tables(batch)
+        counts["total"] += mine.num_rows
+        joined = join_labels(mine, labels, task=task, classes=classes)
+        counts["invalid"] += joined.invalid_labels
+        keep = joined.mask
+        if keep.any():
+            where = pa.array(keep)
+            parts.append(pa.table({
+                "request_id": mine.column("request_id"), "row": mine.column("row"),
+                "ts": mine.column("ts"), "version": mine.column("version"),
+                "inputs": mine.column("inputs"), "label_ts": joined.label_ts,
+            }, schema=LABELLED_SCHEMA).filter(where))
+            values.extend(joined.y_true.filter(where).to_pylist())
+
+    # Listed first for the progress total; segments published meanwhile are read too.
+    position = {s.path: i for i, s in enumerate(list_segments(folder), start=1)}
+    for path, segment in iter_segments(folder, skipped=skipped):
         mine = segment.filter(pc.equal(segment.column("model"), model))
-        if mine.num_rows == 0:
-            continue
-        total += mine.num_rows
-        join = join_labels(mine, labels, task=task, classes=classes)
-        invalid += join.invalid_labels
-        keep = join.mask
-        if not keep.any():
-            continue
-        where = pa.array(keep)
-        parts.append(pa.table({
-            "request_id": mine.column("request_id"), "row": mine.column("row"),
-            "ts": mine.column("ts"), "version": mine.column("version"),
-            "inputs": mine.column("inputs"), "label_ts": join.label_ts,
-        }, schema=LABELLED_SCHEMA).filter(where))
-        values += join.y_true.filter(where).to_pylist()
+        if mine.num_rows:
+            pending.append(mine.select(["request_id", "row", "ts", "version", "inputs"]))
+        if sum(t.num_rows for t in pending) >= JOIN_ROWS:
+            join(pending)
+            pending = []
+        if progress is not None:
+            progress(position.get(path, len(position)), len(position))
+    if pending:
+        join(pending)
+    total, invalid = counts["total"], counts["invalid"]
     table = pa.concat_tables(parts) if parts else LABELLED_SCHEMA.empty_table()
     repeated = 0
     if table.num_rows:

@@ -31,8 +31,8 @@ def print_outcome(console: Console, outcome: RetrainOutcome) -> None:
                            outcome.datasets.get("holdout", "-")))
     if outcome.run_id:
         console.print(line("  recorded in run ", (outcome.run_id[:12], "bold"),
-                           f" (loopml runs show {outcome.run_id[:12]}); why it is "
-                           f"{outcome.alias}: loopml models show {outcome.model}@{outcome.alias}"))
+                           f" (loopml runs show {outcome.run_id[:12]}); who is {outcome.alias} "
+                           f"and why: loopml models history {outcome.model}"))
 
 
 def _where(outcome: RetrainOutcome) -> str:
