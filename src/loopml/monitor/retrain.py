@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput, NotFound
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from loopml.config import GatesSection, ProjectConfig
-    from loopml.data.catalog import AddResult
     from loopml.monitor.retrain_data import LabelledRows, TypedRows
     from loopml.registry.registry import Registry
     from loopml.store.models import ModelVersionRecord
@@ -312,7 +310,7 @@ class _Retrain:
         """Return the recent rows typed as ``source``, with their keys in ``__`` columns."""
         import pyarrow as pa
 
-        from loopml.monitor.retrain_data import LabelledRows, typed_rows
+        from loopml.monitor.retrain_data import LabelledRows, snapshot_schema, typed_rows
 
         mask = pa.array(recent)
         picked = LabelledRows(table=rows.table.filter(mask),
@@ -321,7 +319,7 @@ class _Retrain:
                               predictions=rows.predictions, unlabelled=rows.unlabelled,
                               invalid_labels=rows.invalid_labels, repeated=rows.repeated)
         kinds = {c["name"]: c.get("kind", "number") for c in champion.signature.get("inputs", [])}
-        typed = typed_rows(picked, _snapshot_schema(self.registry.catalog, source),
+        typed = typed_rows(picked, snapshot_schema(self.registry.catalog, source),
                            target=target, kinds=kinds)
         for name in ("__request_id", "__row", "__label_ts"):
             column = {"__request_id": "request_id", "__row": "row",
@@ -334,19 +332,21 @@ class _Retrain:
         """Add the training data and the holdout as dataset versions; return their refs."""
         import pyarrow as pa
 
+        from loopml.monitor.retrain_data import add_version, kept_pii, snapshot_table
+
         catalog = self.registry.catalog
-        pii = _kept_pii(source.pii, train_part.schema.names)
+        pii = kept_pii(source.pii, train_part.schema.names)
         if self.policy.data == "recent+training":
-            old = _snapshot(catalog, source).cast(train_part.schema)
+            old = snapshot_table(catalog, source).cast(train_part.schema)
             training = pa.concat_tables([old, train_part])
             what = (f"{source.num_rows} rows of {source.ref} + {train_part.num_rows} recent "
                     "labelled rows")
         else:
             training, what = train_part, f"{train_part.num_rows} recent labelled rows"
-        added = _add(catalog, training, name=source.dataset, project=project, target=target,
-                     pii=pii, label="training")
-        kept = _add(catalog, holdout, name=f"{source.dataset}-holdout", project=project,
-                    target=target, pii=pii, label="holdout")
+        added = add_version(catalog, training, name=source.dataset, project=project,
+                            target=target, pii=pii, label="training")
+        kept = add_version(catalog, holdout, name=f"{source.dataset}-holdout", project=project,
+                           target=target, pii=pii, label="holdout")
         self.say(f"data {added.version.ref}: {what}" + ("" if added.created else
                                                          " (already stored)"))
         self.say(f"gate holdout {kept.version.ref}: {holdout.num_rows} recent labelled rows "
@@ -508,52 +508,6 @@ def _blockers(gates: GatesSection, config: ProjectConfig, catalog: Any, dataset:
                 f"breaks it; mark them nullable: true (loopml data contract {name} --set FILE) "
                 "or set gates.data_contract: false")})
     return out
-
-
-def _kept_pii(info: dict[str, Any], columns: list[str]) -> dict[str, str]:
-    """Return policies that keep personal columns as stored (hashing them again would garble
-    the champion's rows) while still masking them in profiles and reports."""
-    found = dict(info.get("found") or {})
-    applied = dict(info.get("applied") or {})
-    return {c: "keep" for c in {*found, *applied}
-            if applied.get(c) != "drop" and c in columns}
-
-
-def _snapshot_path(catalog: Any, version: Any, folder: str) -> Path:
-    return catalog.artifacts.get_to_path(version.snapshot_sha256, Path(folder, "data.parquet"))
-
-
-def _snapshot_schema(catalog: Any, version: Any) -> pa.Schema:
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
-        return pq.read_schema(_snapshot_path(catalog, version, tmp)).remove_metadata()
-
-
-def _snapshot(catalog: Any, version: Any) -> pa.Table:
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
-        return pq.read_table(_snapshot_path(catalog, version, tmp)).replace_schema_metadata(None)
-
-
-def _add(catalog: Any, table: pa.Table, *, name: str, project: str, target: str,
-         pii: dict[str, str], label: str) -> AddResult:
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    from loopml.data import resolve_source
-
-    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
-        path = Path(tmp, f"{name}-retrain-{label}.parquet")
-        pq.write_table(table, path)
-        return catalog.add(resolve_source(path), name=name, project=project, target=target,
-                           pii=pii)
 
 
 def _record(run: Any, outcome: RetrainOutcome, tags: dict[str, Any]) -> RetrainOutcome:

@@ -1,13 +1,15 @@
 """The retraining data: labelled production rows from the prediction log, typed as the dataset.
 
-Three steps, each a small function the policy (:mod:`loopml.monitor.retrain`) calls:
+The steps the policy (:mod:`loopml.monitor.retrain`) calls:
 
 - :func:`labelled_rows`: the predictions of one model (any version) that have a label,
   read segment by segment so only labelled rows stay in memory;
 - :func:`typed_rows`: their logged inputs and labels cast back to the columns and types of
   the champion's training dataset (columns the log never carries are left empty);
 - :func:`holdout_mask`: a deterministic split of rows into a training part and a gate
-  holdout, by a seeded hash of ``(request_id, row)``, so a row keeps its part across runs.
+  holdout, by a seeded hash of ``(request_id, row)``, so a row keeps its part across runs;
+- :func:`add_version`: a table added to the catalog as a dataset version, personal columns
+  kept as the champion's version stored them (:func:`kept_pii`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from loopml.data.catalog import AddResult
     from loopml.serve.predlog_read import Skipped
 
 #: Rows of the log joined to the labels at once: one hash table of the labels per batch.
@@ -324,3 +328,64 @@ def holdout_mask(request_ids: Sequence[str], rows: Sequence[int], *, share: floa
                         "big") / 2.0 ** 64 for r, i in zip(request_ids, rows, strict=True)),
         dtype=np.float64, count=len(request_ids))
     return draws < share
+
+
+# --------------------------------------------------------------------------- dataset versions
+
+def kept_pii(info: dict[str, Any], columns: list[str]) -> dict[str, str]:
+    """Return the PII policies for a new version built from a stored one (``info``: its
+    ``pii`` record): ``keep`` for every personal column it holds.
+
+    Its values are already as the policy left them (hashing a hashed column again would
+    garble the champion's rows); ``keep`` still marks them personal, so profiles, reports
+    and the contract mask them.
+
+    >>> kept_pii({"found": {"email": "email"}, "applied": {"email": "hash", "ref": "drop"}},
+    ...          ["email", "age"])
+    {'email': 'keep'}
+    """
+    found = dict(info.get("found") or {})
+    applied = dict(info.get("applied") or {})
+    return {c: "keep" for c in sorted({*found, *applied})
+            if applied.get(c) != "drop" and c in columns}
+
+
+def _snapshot_path(catalog: Any, version: Any, folder: str) -> Path:
+    return catalog.artifacts.get_to_path(version.snapshot_sha256, Path(folder, "data.parquet"))
+
+
+def snapshot_schema(catalog: Any, version: Any) -> pa.Schema:
+    """Return the Arrow schema of a dataset version's stored snapshot (no metadata)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
+        return pq.read_schema(_snapshot_path(catalog, version, tmp)).remove_metadata()
+
+
+def snapshot_table(catalog: Any, version: Any) -> pa.Table:
+    """Return a dataset version's rows as stored, as an Arrow table (no metadata)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
+        return pq.read_table(_snapshot_path(catalog, version, tmp)).replace_schema_metadata(None)
+
+
+def add_version(catalog: Any, table: pa.Table, *, name: str, project: str, target: str,
+                pii: dict[str, str], label: str) -> AddResult:
+    """Return the result of adding ``table`` as the next version of dataset ``name``
+    (the version holding the same content, if there is one)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from loopml.data import resolve_source
+
+    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
+        path = Path(tmp, f"{name}-retrain-{label}.parquet")
+        pq.write_table(table, path)
+        return catalog.add(resolve_source(path), name=name, project=project, target=target,
+                           pii=pii)
