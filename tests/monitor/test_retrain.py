@@ -185,10 +185,12 @@ def test_gates_that_cannot_pass_on_logged_rows_block_before_training(workspace):
     gates = {"fairness": {"metric": "demographic_parity_difference", "max": 0.2}}
     outcome = retrain_model(workspace, project(None, gates=gates))
     assert outcome.status == "blocked"
-    assert [b["gate"] for b in outcome.failed] == ["fairness", "data_contract"]
+    assert [b["gate"] for b in outcome.failed] == ["fairness", "data_contract", "data_contract"]
     assert "'gender'" in outcome.failed[0]["detail"]
-    assert "'customer_id'" in outcome.failed[1]["detail"] and \
-        "nullable: true" in outcome.failed[1]["detail"]
+    absent, ranges = outcome.failed[1]["detail"], outcome.failed[2]["detail"]
+    assert "'customer_id'" in absent and "nullable: true" in absent
+    # The shifted customers are poorer than any the contract knows: the gate would refuse them.
+    assert "'income': values below the minimum" in ranges and "widen the contract" in ranges
     assert _state(workspace)[:2] == (1, [1])  # nothing trained, nothing moved
     (run,) = _retrain_runs(workspace)
     assert run.tags["outcome"] == "blocked"

@@ -232,7 +232,7 @@ class _Retrain:
                             "min_new_labeled_rows": self.policy.min_new_labeled_rows,
                             "force": force, "log_dir": self.folder})
             blockers = _blockers(self.gates, self.config, catalog, source_ref, project,
-                                 absent=typed.absent, target=target)
+                                 holdout=holdout, absent=typed.absent, target=target)
             if not holdout.num_rows or not train_part.num_rows:
                 blockers.append({"gate": "rows", "detail": (
                     f"the split of {held.size} recent rows left {train_part.num_rows} to train "
@@ -482,8 +482,13 @@ def _absent_notes(typed: TypedRows, rows: int) -> list[str]:
 
 
 def _blockers(gates: GatesSection, config: ProjectConfig, catalog: Any, dataset: str,
-              project: str, *, absent: list[str], target: str) -> list[dict[str, str]]:
-    """Return the gates that cannot pass on production rows, because the log lacks columns."""
+              project: str, *, holdout: pa.Table, absent: list[str], target: str
+              ) -> list[dict[str, str]]:
+    """Return the gates that cannot pass on the holdout rows, each with why and the fix.
+
+    Fairness needs its sensitive columns, which the log lacks unless they are inputs; the
+    data contract is checked on the holdout now, as the gate would after training.
+    """
     out = []
     missing = set(absent)
     for gate in gates.fairness:
@@ -493,20 +498,32 @@ def _blockers(gates: GatesSection, config: ProjectConfig, catalog: Any, dataset:
                     f"{gate.metric} by {column!r} needs {column!r} in the holdout rows, but the "
                     "prediction log holds only the model's inputs; make it an input "
                     "(features.use_sensitive) or remove this fairness gate")})
-    if gates.data_contract:
-        try:
-            contract = catalog.contract(dataset, project=project)
-        except NotFound:
-            return out
-        never_missing = [c for c, rule in contract.columns.items()
-                         if c in missing and c != target and not rule.nullable]
-        if never_missing:
-            name = dataset.partition("@")[0]
-            out.append({"gate": "data_contract", "detail": (
-                f"the contract of {name!r} says {', '.join(map(repr, never_missing))} are "
-                "never missing, but the prediction log does not hold them, so every holdout row "
-                f"breaks it; mark them nullable: true (loopml data contract {name} --set FILE) "
-                "or set gates.data_contract: false")})
+    if not gates.data_contract:
+        return out
+    from loopml.monitor.retrain_data import contract_violations
+
+    name = dataset.partition("@")[0]
+    try:
+        contract = catalog.contract(dataset, project=project)
+    except NotFound:
+        return out  # the gate says "no contract" itself
+    never_missing = [c for c, rule in contract.columns.items()
+                     if c in missing and c != target and not rule.nullable]
+    if never_missing:
+        out.append({"gate": "data_contract", "detail": (
+            f"the contract of {name!r} says {', '.join(map(repr, never_missing))} are never "
+            "missing, but the prediction log does not hold them, so every holdout row breaks "
+            f"it; mark them nullable: true (loopml data contract {name} --set FILE) or set "
+            "gates.data_contract: false")})
+    broken = [v for v in (contract_violations(holdout, contract) if holdout.num_rows else [])
+              if not (v.column in never_missing and v.rule == "nullable")]
+    if broken:
+        shown = "; ".join(f"{v.column!r}: {v.message} ({v.rows} rows)" for v in broken[:5])
+        out.append({"gate": "data_contract", "detail": (
+            f"{len(broken)} contract violation(s) in the {holdout.num_rows} holdout rows: "
+            f"{shown}{'; …' if len(broken) > 5 else ''}; if the world has changed, widen "
+            f"the contract (loopml data contract {name} --set FILE), or set "
+            "gates.data_contract: false")})
     return out
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from loopml.data.catalog import AddResult
+    from loopml.data.contract import Contract
+    from loopml.data.validate import Violation
     from loopml.serve.predlog_read import Skipped
 
 #: Rows of the log joined to the labels at once: one hash table of the labels per batch.
@@ -389,3 +391,19 @@ def add_version(catalog: Any, table: pa.Table, *, name: str, project: str, targe
         pq.write_table(table, path)
         return catalog.add(resolve_source(path), name=name, project=project, target=target,
                            pii=pii)
+
+
+def contract_violations(table: pa.Table, contract: Contract) -> list[Violation]:
+    """Return the errors ``table``'s rows give against ``contract`` (as ``data validate``)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from loopml.data.sources import Source
+    from loopml.data.validate import validate
+
+    with tempfile.TemporaryDirectory(prefix=f"loopml-retrain-{os.getpid()}-") as tmp:
+        path = Path(tmp, "holdout.parquet")
+        pq.write_table(table, path)
+        report = validate(Source("parquet", str(path)), contract)
+    return [v for v in report.violations if v.severity == "error"]
