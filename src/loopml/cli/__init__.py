@@ -15,7 +15,19 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import data, db, gc, models, monitor, predict, runs, serve, tokens, train
+from loopml.cli import (
+    data,
+    db,
+    gc,
+    models,
+    monitor,
+    predict,
+    retrain,
+    runs,
+    serve,
+    tokens,
+    train,
+)
 from loopml.cli.common import (
     console,
     debug_traceback,
@@ -47,6 +59,7 @@ app.command("serve")(serve.serve)
 app.command("gc")(gc.gc)
 app.command("predict")(predict.predict)
 app.command("monitor")(monitor.monitor)
+app.command("retrain")(retrain.retrain)
 
 
 def main() -> None:

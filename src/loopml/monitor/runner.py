@@ -227,8 +227,9 @@ class Monitor:
                        for name, ref in reference.features.items() if ref.pii is None}
             features, invalid = parse_inputs(part.column("inputs"), columns)
             outputs = record.signature.get("outputs", {})
-            predicted = prediction_values(part, task=record.task,
-                                          labels=list(outputs.get("labels") or []))
+            predicted = prediction_values(
+                part, task=record.task, labels=list(outputs.get("labels") or []),
+                kind=None if reference.prediction is None else reference.prediction.kind)
             if self.window_kind == "time":
                 keys = window_keys(part.column("ts"), seconds=self.window_size)
                 spans = [(int(k), np.flatnonzero(keys == k)) for k in np.unique(keys)]
@@ -343,12 +344,9 @@ class Monitor:
 
     def _performance(self, window: WindowRecord, labels: pa.Table | None) -> dict[str, Any]:
         """Realised metrics from the labels so far, and the estimate from confidence."""
+        from loopml.monitor.calibration import Calibrator, estimate_metrics
         from loopml.monitor.labels import join_labels
-        from loopml.monitor.performance import (
-            Calibrator,
-            estimate_metrics,
-            realised_metrics,
-        )
+        from loopml.monitor.performance import realised_metrics
 
         record = self.record(window.version)
         extras = self.model_extras(window.version)
