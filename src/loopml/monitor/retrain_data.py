@@ -157,7 +157,7 @@ def typed_rows(rows: LabelledRows, schema: pa.Schema, *, target: str,
     fields = [f.with_nullable(True) for f in schema]
     for f in fields:
         if f.name == target:
-            raw: list[Any] | None = rows.labels
+            raw: pa.Array | list[Any] | None = rows.labels
         else:
             raw = logged.get(f.name) if f.name in kinds else None
         if raw is None:
@@ -172,9 +172,9 @@ def typed_rows(rows: LabelledRows, schema: pa.Schema, *, target: str,
 
 
 def _parse_inputs(texts: pa.ChunkedArray | pa.Array, kinds: dict[str, str]
-                  ) -> tuple[dict[str, list[Any]], dict[str, int]]:
-    """Return the logged input values per column (Python values, one per row) and, per
-    column, how many were not readable as its kind (left missing)."""
+                  ) -> tuple[dict[str, pa.Array | list[Any]], dict[str, int]]:
+    """Return the logged input values per column (an Arrow array, or Python values), one
+    per row, and per column how many were not readable as its kind (left missing)."""
     try:  # the monitor's vectorised parser, which reads values as the server read them
         from loopml.monitor.logscan import parse_inputs
     except ImportError:
@@ -185,7 +185,7 @@ def _parse_inputs(texts: pa.ChunkedArray | pa.Array, kinds: dict[str, str]
         table, invalid = parse_inputs(texts, wanted)
         counts = {name: int(mask.to_numpy(zero_copy_only=False).sum())
                   for name, mask in invalid.items()}
-        return ({name: table.column(name).to_pylist() for name in kinds
+        return ({name: table.column(name).combine_chunks() for name in kinds
                  if name in table.column_names}, {k: v for k, v in counts.items() if v})
     out: dict[str, list[Any]] = {name: [] for name in kinds}
     for text in texts.to_pylist():
@@ -200,8 +200,13 @@ def _parse_inputs(texts: pa.ChunkedArray | pa.Array, kinds: dict[str, str]
     return out, {}
 
 
-def _to_arrow(values: list[Any], kind: pa.DataType) -> tuple[pa.Array, int]:
+def _to_arrow(values: pa.Array | list[Any], kind: pa.DataType) -> tuple[pa.Array, int]:
     """Return ``values`` as an array of type ``kind`` and how many could not be cast."""
+    if isinstance(values, pa.Array):
+        fast = _cast_array(values, kind)
+        if fast is not None:
+            return fast
+        values = values.to_pylist()
     convert = _converter(kind)
     out, bad = [], 0
     for value in values:
@@ -214,6 +219,29 @@ def _to_arrow(values: list[Any], kind: pa.DataType) -> tuple[pa.Array, int]:
             out.append(None)
             bad += 1
     return pa.array(out, type=kind), bad
+
+
+def _cast_array(values: pa.Array, kind: pa.DataType) -> tuple[pa.Array, int] | None:
+    """Return the common casts of the parser's columns at once (None: go value by value).
+
+    Numbers to floats as they are, to whole numbers when they are whole; text to text.
+    """
+    import numpy as np
+
+    if pa.types.is_floating(values.type) and pa.types.is_floating(kind):
+        return values.cast(kind), 0
+    if pa.types.is_floating(values.type) and pa.types.is_integer(kind):
+        numbers = values.to_numpy(zero_copy_only=False)
+        present = ~np.isnan(numbers)
+        whole = present & (np.floor(np.where(present, numbers, 0)) == numbers)
+        info = np.iinfo(kind.to_pandas_dtype())
+        whole &= (numbers >= info.min) & (numbers <= info.max)
+        return (pa.array(np.where(whole, numbers, 0).astype(kind.to_pandas_dtype()),
+                         mask=~whole), int((present & ~whole).sum()))
+    if pa.types.is_string(values.type) and (pa.types.is_string(kind)
+                                            or pa.types.is_large_string(kind)):
+        return values.cast(kind), 0
+    return None
 
 
 def _converter(kind: pa.DataType) -> Callable[[Any], Any]:
