@@ -28,7 +28,8 @@ challenger that replaces the champion only when every gate passes.
    champion where it was.
 5. **record**: a tracking run named ``retrain`` whose tags say the model, the trigger alerts,
    the champion, the data versions, the challenger and the outcome; its artifact
-   ``retrain.json`` holds the whole outcome.
+   ``retrain.json`` holds the whole outcome. A retrain that stops at step 1 or 2 (nothing to
+   do yet) records nothing, so a retrain under cron does not fill the store with empty runs.
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ class _Retrain:
                     notes=notes, run_id=run.id, **base)
                 return _record(run, done, {"outcome": "blocked"})
             datasets = self._datasets(source, project, target, train_part, holdout)
-            for role, ref in (("retrain_train", datasets["training"]),
+            for role, ref in (("retrain_source", datasets["source"]),
+                              ("retrain_train", datasets["training"]),
                               ("retrain_holdout", datasets["holdout"])):
                 catalog.log_input(run.id, ref, role=role, project=project)
             until = typed.table.column("__label_ts").cast("int64").to_pylist()
