@@ -12,7 +12,8 @@ from loopml.cli.common import HomeOption, JsonOption, console, print_json
 
 def retrain(
     ref: Annotated[str | None, typer.Argument(
-        help="The model name (default: models.name, else the project's name).")] = None,
+        metavar="NAME", help="The model name (default: models.name, else the project's name).")
+    ] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Retrain without an alert (the minimum of new labelled rows still "
                         "holds).")] = False,
