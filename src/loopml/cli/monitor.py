@@ -11,6 +11,7 @@ import typer
 from loopml.cli.common import HomeOption, JsonOption, console, print_json, sub_app
 
 if TYPE_CHECKING:
+    from loopml.config import ProjectConfig
     from loopml.monitor.settings import MonitorSection
 
 alerts_app = sub_app("Alerts the monitor raised (drift, quality, performance).")
@@ -37,15 +38,13 @@ def _since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _settings(config: Path | None) -> tuple[MonitorSection, str | None]:
-    """Return the monitor settings and the model name of the project file, if there is one."""
+def _settings(config: Path | None) -> tuple[MonitorSection, ProjectConfig | None]:
+    """Return the monitor settings and the project file, if there is one."""
     from loopml.config import load_config
     from loopml.monitor.settings import MonitorSection
 
     project = load_config(config)  # None when no ./loopml.yaml and no --config
-    if project is None:
-        return MonitorSection(), None
-    return project.monitor, project.models.name or project.project.name
+    return (MonitorSection() if project is None else project.monitor), project
 
 
 def monitor(
@@ -94,8 +93,11 @@ def monitor(
     from loopml.views.text import line
     from loopml.workspace import Workspace
 
-    settings, project_model = _settings(config)
-    target = ref or project_model
+    settings, project = _settings(config)
+    if retrain and project is None:
+        raise InvalidInput("--retrain needs the project file (its search, gates and retrain: "
+                           "policy): run in its folder or give --config")
+    target = ref or (project.models.name or project.project.name if project else None)
     if target is None:
         raise InvalidInput("which model? give NAME or NAME@ALIAS (or run in a folder with a "
                            "loopml.yaml)")
@@ -109,7 +111,8 @@ def monitor(
 
         assert isinstance(outcome, MonitorOutcome)
         if as_json:
-            print_json(outcome.report)
+            if not retrain:  # with --retrain, one JSON document holds both
+                print_json(outcome.report)
             return
         result = outcome.result
         screen.print(line("read ", (f"{result.rows:,}", "bold"), f" new rows from "
@@ -146,10 +149,18 @@ def monitor(
         outcome = monitor_once(registry, target, rebuild=rebuild, **options)
     show(outcome)
     if retrain:
-        from loopml.cli.retrain import retrain as retrain_command
+        from loopml.monitor.retrain import retrain_model
+        from loopml.views import retrain as retrain_views
 
-        retrain_command(ref=target.partition("@")[0], force=False, config=config or
-                        Path("loopml.yaml"), as_json=as_json, home=home)
+        assert project is not None
+        done = retrain_model(workspace, project, model=target.partition("@")[0],
+                             log_dir=folder, console=None if as_json else screen)
+        if as_json:
+            print_json({"monitor": outcome.report, "retrain": done.to_json()})
+        else:
+            retrain_views.print_outcome(screen, done)
+        if done.status in ("refused", "blocked"):
+            raise typer.Exit(1)
 
 
 @alerts_app.command("list")

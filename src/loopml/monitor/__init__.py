@@ -14,5 +14,8 @@ Modules, one concept each:
 - ``runner``: one incremental pass over the log (cursor, stored windows, alerts).
 - ``alerts``: alert rules and the webhook.
 - ``report_html``: the self-contained HTML report.
-- ``retrain``: the retraining policy.
+- ``service``: ``loopml monitor`` as a service (one pass and its report; ``--follow``).
+- ``labels``, ``calibration``: labels from the feedback log; calibrated confidence (CBPE).
+- ``retrain``: the retraining policy; ``retrain_data``: labelled production rows as a
+  dataset version and its holdout.
 """
