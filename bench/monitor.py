@@ -205,8 +205,8 @@ def sample_pair(label: str, rows: int) -> dict[str, Any]:
 
 
 def measure(command: list[str], *, log: Path, limit_s: float | None = None,
-            memory_bytes: int | None = None, env: dict[str, str] | None = None
-            ) -> dict[str, Any]:
+            memory_bytes: int | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> dict[str, Any]:
     """Run ``command`` alone; return its exit, wall time, peak RSS and how it ended.
 
     The peak is the child's own ``ru_maxrss`` (from ``os.wait4`` on it, so earlier runs do
@@ -223,7 +223,7 @@ def measure(command: list[str], *, log: Path, limit_s: float | None = None,
     with log.open("wb") as sink:
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=cap,
+                                 start_new_session=True, preexec_fn=cap, cwd=cwd,
                                  env={**os.environ, **(env or {})})
         killed = False
         while True:
@@ -506,20 +506,40 @@ def run_predlog(rows: int) -> dict[str, Any]:
     folder = WORK / "predlog"
     model = predlog_model(folder)
     log_meta = write_predlog(folder, rows, model=model["model"], version=model["version"])
-    command = [str(loopml), "monitor", model["ref"], "--window", "1d"]
-    if "--log-dir" in probe.stdout:
-        command += ["--log-dir", str(folder)]
-    if "--home" in probe.stdout:
-        command += ["--home", model["home"]]
+    reports = folder / "reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    # --rebuild: the cursor in the store would otherwise leave an earlier run's log unread.
+    command = [str(loopml), "monitor", model["ref"], "--window", "1d", "--log-dir", str(folder),
+               "--home", model["home"], "--out", str(reports), "--settle", "0", "--rebuild"]
     print(f"  loopml monitor over {log_meta['rows']:,} logged rows ...", end=" ", flush=True)
-    out = measure(command, log=WORK / "predlog-monitor.log",
-                  env={"LOOPML_HOME": model["home"], "COLUMNS": "160"})
+    load = os.getloadavg()[0]
+    out = measure(command, log=WORK / "predlog-monitor.log", cwd=folder,
+                  env={"COLUMNS": "160"})
     out.update({"case": "predlog", "tool": "loopml monitor", "rows": log_meta["rows"],
                 "segments": log_meta["segments"], "log_file_bytes": log_meta["file_bytes"],
-                "command": " ".join(command)})
-    print(f"{out['ended']}; {out['process_wall_s']:.1f} s, peak {out['peak_rss_mb']:.0f} MB",
-          flush=True)
+                "command": " ".join(command), "load_1m_before": load,
+                "report": _report_summary(reports)})
+    print(f"{out['ended']}; {out['process_wall_s']:.1f} s, peak {out['peak_rss_mb']:.0f} MB; "
+          f"{out['report']}", flush=True)
     return out
+
+
+def _report_summary(reports: Path) -> dict[str, Any]:
+    """Return what the monitor's JSON report says in brief: windows, rows, drifted, alerts."""
+    for path in sorted(reports.glob("**/*.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(report, dict) or "windows" not in report:
+            continue
+        windows = report["windows"]
+        return {"file": str(path), "windows": len(windows),
+                "rows": sum(w.get("rows") or 0 for w in windows),
+                "drifted": sorted({name for w in windows
+                                   for name in (w.get("drift") or {}).get("drifted") or []}),
+                "alerts": len(report.get("alerts") or [])}
+    return {"file": None}
 
 
 # ---------------------------------------------------------------------------------- main
