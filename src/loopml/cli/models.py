@@ -47,10 +47,11 @@ def models_show(
     with _registry(home) as registry:
         if "@" in ref:
             record = registry.get(ref)
+            events = registry.history(record.name)  # why it holds its aliases
             if as_json:
-                print_json(views.version_json(record))
+                print_json(views.version_json(record, events))
             else:
-                views.print_version(console(), record)
+                views.print_version(console(), record, events)
             return
         records = registry.versions(ref)
     if as_json:

@@ -53,8 +53,21 @@ def models_table(models: list[dict[str, Any]]) -> Table:
     return table
 
 
-def version_json(record: ModelVersionRecord) -> dict[str, Any]:
-    return {"name": record.name, "version": record.version, "ref": record.ref,
+def why_aliases(record: ModelVersionRecord, events: list[AliasEventRecord]
+                ) -> list[AliasEventRecord]:
+    """Return, per alias pointing at ``record``, the event that moved it there (newest first)."""
+    found: dict[str, AliasEventRecord] = {}
+    for event in sorted(events, key=lambda e: e.id, reverse=True):
+        if event.alias in record.aliases and event.alias not in found \
+                and event.to_version == record.version and event.outcome in ("moved", "forced"):
+            found[event.alias] = event
+    return list(found.values())
+
+
+def version_json(record: ModelVersionRecord,
+                 events: list[AliasEventRecord] | None = None) -> dict[str, Any]:
+    return {"why": [event_json(e) for e in why_aliases(record, events or [])],
+            "name": record.name, "version": record.version, "ref": record.ref,
             "aliases": list(record.aliases), "source": record.source, "run_id": record.run_id,
             "task": record.task, "flavour": record.flavour,
             "artifacts": {
@@ -85,12 +98,18 @@ def versions_table(name: str, records: list[ModelVersionRecord]) -> Table:
     return table
 
 
-def print_version(console: Console, record: ModelVersionRecord) -> None:
-    """Print one version: header, lineage, artifacts, metrics, signature, export."""
+def print_version(console: Console, record: ModelVersionRecord,
+                  events: list[AliasEventRecord] | None = None) -> None:
+    """Print one version: header, why it holds its aliases, lineage, artifacts, metrics …"""
     from rich.table import Table
 
     aliases = f"  [{', '.join(record.aliases)}]" if record.aliases else ""
     console.print(line((record.ref, "bold"), aliases, f"  {record.task} · serves {record.flavour}"))
+    for event in why_aliases(record, events or []):
+        console.print(line(f"{event.alias}: {event.outcome} from "
+                           f"v{event.from_version if event.from_version is not None else '-'} by ",
+                           (event.actor, "bold"), f" {fmt_time(event.at)}",
+                           *((" — ", event.reason) if event.reason else ())))
     lineage = record.lineage
     console.print(line(
         f"source {record.source} · run {record.run_id or '-'} · data "
