@@ -1,0 +1,645 @@
+"""The reference a window is compared with, and the mergeable sketch of a window's rows.
+
+A :class:`Reference` says, per feature, what the training data looked like: numbers as counts
+over bin edges (the dataset profile's equal-mass reference bins, or its 20 equal-width bins for
+a version 1 profile), categories as counts of the top values plus one "other", and the
+contract's range and categories. A :class:`WindowSketch` counts a window's rows on those same
+bins, so a drift test needs only the two count vectors; sketches of pieces of a window merge
+into the sketch of the whole, which is how windows are built incrementally.
+
+Bins are closed on the right: a count vector of ``len(edges) + 1`` entries holds the values
+``<= edges[0]`` (below the reference), then ``(edges[i-1], edges[i]]`` for each bin, then the
+values ``> edges[-1]`` (above); the reference's two outer entries are 0. Datetimes are numbers
+(epoch seconds). Columns holding personal data are not monitored and no value of theirs is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loopml.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = ["UNSEEN_TOP", "FeatureRef", "FeatureSketch", "Reference", "WindowSketch",
+           "category_values", "numeric_values", "representatives"]
+
+UNSEEN_TOP = 20  # unseen categories kept per feature, with their counts
+REFERENCE_TOP = 50  # categories a reference built from a frame keeps (as the profile's top)
+SKETCH_VERSION = 1
+_KINDS = {"number": "numeric", "numeric": "numeric", "integer": "numeric",
+          "datetime": "numeric", "category": "categorical", "categorical": "categorical",
+          "string": "categorical", "boolean": "categorical"}
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """What a reference knows about one column (JSON-ready)."""
+
+    name: str
+    kind: str  # numeric | categorical (datetimes: numeric, epoch seconds)
+    rows: int  # reference rows, missing included
+    missing_share: float
+    edges: list[float] | None = None  # numeric: ascending, bins closed on the right
+    counts: list[float] | None = None  # numeric: [below, bin0 … bin_{k-1}, above]
+    mean: float | None = None
+    std: float | None = None
+    categories: list[str] | None = None  # categorical: known values as text
+    category_counts: list[float] | None = None  # same order, then "other"
+    low: float | None = None  # contract range (numbers)
+    high: float | None = None
+    allowed: list[str] | None = None  # contract categories (None: unknown)
+    pii: str | None = None  # personal-data kind: not monitored, no value ever shown
+    datetime: bool = False  # numbers that are epoch seconds
+
+    @property
+    def has_reference(self) -> bool:
+        """Return whether there is a distribution to compare with (not PII, counts known)."""
+        if self.pii is not None:
+            return False
+        if self.kind == "numeric":
+            return bool(self.edges) and bool(self.counts) and sum(self.counts) > 0
+        return bool(self.categories) and bool(self.category_counts) \
+            and sum(self.category_counts) > 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the feature as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureRef:
+        """Return the feature written by :meth:`to_json`."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The distribution of every monitored feature (and of the model's output) at training."""
+
+    features: dict[str, FeatureRef]
+    prediction: FeatureRef | None
+    rows: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the reference as a JSON-ready dict."""
+        return {"version": SKETCH_VERSION, "source": self.source, "rows": self.rows,
+                "features": [f.to_json() for f in self.features.values()],
+                "prediction": None if self.prediction is None else self.prediction.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reference:
+        """Return the reference written by :meth:`to_json`."""
+        features = [FeatureRef.from_json(f) for f in data["features"]]
+        prediction = data.get("prediction")
+        return cls(features={f.name: f for f in features},
+                   prediction=None if prediction is None else FeatureRef.from_json(prediction),
+                   rows=int(data["rows"]), source=str(data["source"]))
+
+    @classmethod
+    def from_profile(cls, profile: Mapping[str, Any], *, signature: Mapping[str, Any] | None = None,
+                     source: str) -> Reference:
+        """Return the reference of a stored dataset profile, for the signature's inputs.
+
+        Numbers and datetimes take the profile's reference bins (version 2) or its 20-bin
+        histogram (version 1); categories take its top values plus "other" (the rest of the
+        count). The contract range (``low``/``high``) and categories (``allowed``) come from the
+        signature; without ``allowed``, the reference's categories when the profile listed every
+        value. Without a signature every profiled column is a feature.
+        """
+        columns = profile.get("columns") or {}
+        rows = int(profile.get("num_rows") or 0)
+        if signature is not None:
+            specs = [dict(entry) for entry in signature.get("inputs", [])]
+        else:
+            specs = [{"name": name, "kind": stats.get("kind")} for name, stats in columns.items()
+                     if stats.get("kind") in ("numeric", "categorical", "datetime")]
+        features = {}
+        for spec in specs:
+            name = str(spec["name"])
+            features[name] = _feature_from_profile(name, spec, columns.get(name), rows)
+        return cls(features=features, prediction=None, rows=rows, source=source)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | pa.Table, *, columns: Iterable[str] | None = None,
+                   bins: int | None = None, pii: Mapping[str, str] | None = None,
+                   source: str = "frame") -> Reference:
+        """Return the reference of a frame: quantile bins and top categories from its values.
+
+        Edges are the frame's quantiles (numpy, ``bins`` equal-mass bins as the profile makes),
+        counts exact. ``pii`` maps personal-data columns to their kind; None detects them from
+        the first rows. Columns of other types (lists, binary) are left out.
+        """
+        import numpy as np
+
+        from loopml.data.profile import REFERENCE_BINS, reference_edges, reference_probabilities
+
+        table = _as_table(frame, columns)
+        if pii is None:
+            pii = _detect_pii(table)
+        bins = REFERENCE_BINS if bins is None else int(bins)
+        if bins < 1:
+            raise InvalidInput(f"bins must be at least 1, got {bins}")
+        features = {}
+        rows = table.num_rows
+        for name in table.column_names:
+            column = table.column(name)
+            kind = _arrow_kind(column.type)
+            if kind is None:
+                continue
+            if name in pii:
+                features[name] = FeatureRef(name=name, kind=kind, rows=rows,
+                                            missing_share=_share(column.null_count, rows),
+                                            pii=str(pii[name]))
+                continue
+            if kind == "numeric":
+                values = numeric_values(column)
+                finite = values[np.isfinite(values)]
+                missing = rows - finite.size
+                if finite.size == 0:
+                    features[name] = FeatureRef(name=name, kind=kind, rows=rows,
+                                                missing_share=_share(missing, rows))
+                    continue
+                low, high = float(finite.min()), float(finite.max())
+                inner = np.quantile(finite, reference_probabilities(bins)).tolist()
+                edges = reference_edges(low, high, inner)
+                counts = np.bincount(np.searchsorted(np.asarray(edges), finite, side="left"),
+                                     minlength=len(edges) + 1)
+                std = float(finite.std(ddof=1)) if finite.size > 1 else None
+                features[name] = FeatureRef(
+                    name=name, kind=kind, rows=rows, missing_share=_share(missing, rows),
+                    edges=edges, counts=counts.astype(float).tolist(), mean=float(finite.mean()),
+                    std=std, datetime=_is_datetime(column.type))
+            else:
+                texts = category_values(column)
+                values, counts = _value_counts(texts)
+                order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
+                top = order[:REFERENCE_TOP]
+                categories = [values[i] for i in top]
+                other = float(sum(counts) - sum(counts[i] for i in top))
+                features[name] = FeatureRef(
+                    name=name, kind=kind, rows=rows,
+                    missing_share=_share(rows - sum(counts), rows), categories=categories,
+                    category_counts=[float(counts[i]) for i in top] + [other],
+                    allowed=list(categories) if len(values) <= REFERENCE_TOP else None)
+        return cls(features=features, prediction=None, rows=rows, source=source)
+
+
+def _feature_from_profile(name: str, spec: Mapping[str, Any], stats: Mapping[str, Any] | None,
+                          rows: int) -> FeatureRef:
+    """Return one feature's reference from its profile entry and its signature entry."""
+    import numpy as np
+
+    declared = spec.get("kind")
+    kind = _KINDS.get(str(declared))
+    if kind is None and stats is not None:
+        kind = _KINDS.get(str(stats.get("kind")))
+    kind = kind or "numeric"
+    allowed = spec.get("allowed")
+    allowed = [_text(v) for v in allowed] if allowed is not None else None
+    low, high = _number(spec.get("min")), _number(spec.get("max"))
+    if stats is None:
+        return FeatureRef(name=name, kind=kind, rows=rows, missing_share=0.0, low=low,
+                          high=high, allowed=allowed)
+    base = {"name": name, "kind": kind, "rows": rows,
+            "missing_share": float(stats.get("missing_share") or 0.0)}
+    if stats.get("pii"):
+        return FeatureRef(**base, pii=str(stats["pii"]))
+    base.update(low=low, high=high)
+    if kind == "numeric":
+        datetime = stats.get("kind") == "datetime" or declared == "datetime"
+        reference = stats.get("reference")
+        if reference and reference.get("edges"):  # version 2: equal-mass bins, right-closed
+            edges = [float(e) for e in reference["edges"]]
+            counts = [0.0, *map(float, reference["counts"]), 0.0]
+            mean, std = _number(reference.get("mean")), _number(reference.get("std"))
+        elif stats.get("histogram"):
+            edges, counts = _from_histogram(stats["histogram"])
+            mean, std = None, None
+        else:
+            return FeatureRef(**base, allowed=allowed, datetime=datetime)
+        if stats.get("kind") == "numeric":
+            mean, std = _number(stats.get("mean")), _number(stats.get("std"))
+        if mean is None or std is None:  # datetimes of version 1: moments of the bins
+            mids = representatives(edges, None, None)
+            weights = np.asarray(counts)
+            mean = float(np.average(mids, weights=weights))
+            std = float(np.sqrt(np.average((mids - mean) ** 2, weights=weights)))
+        return FeatureRef(**base, edges=edges, counts=counts, mean=mean, std=std,
+                          allowed=allowed, datetime=datetime)
+    top = stats.get("top") or []
+    if not top:  # text that differs in almost every row (ids), or a numeric column
+        return FeatureRef(**base, allowed=allowed)
+    categories = [_text(v) for v, _ in top]
+    counts = [float(n) for _, n in top]
+    count = float(stats.get("count") or sum(counts))
+    other = max(count - sum(counts), 0.0)
+    if allowed is None and other == 0:  # the profile listed every value
+        allowed = list(categories)
+    return FeatureRef(**base, categories=categories, category_counts=[*counts, other],
+                      allowed=allowed)
+
+
+def _from_histogram(histogram: Mapping[str, Any]) -> tuple[list[float], list[float]]:
+    """Return right-closed edges and outer-padded counts of a version 1 histogram.
+
+    Version 1 bins are ``[e_i, e_{i+1})`` with the last one closed; for doubles, ``x >= e``
+    is ``x > nextafter(e, -inf)``, so moving every edge but the last one ulp down gives the
+    same bins closed on the right.
+    """
+    import numpy as np
+
+    edges = np.asarray(histogram["edges"], dtype=np.float64)
+    shifted = np.nextafter(edges[:-1], -np.inf).tolist() + [float(edges[-1])]
+    return shifted, [0.0, *map(float, histogram["counts"]), 0.0]
+
+
+# --- the window sketch ------------------------------------------------------------------------
+
+@dataclass
+class FeatureSketch:
+    """Counts of one feature over a window, on the reference's bins or categories."""
+
+    kind: str
+    count: int = 0  # rows seen, missing included
+    missing: int = 0  # null, NaN or infinite (invalid values not included)
+    invalid: int = 0  # values not readable as the column's type (treated as missing)
+    counts: list[float] | None = None  # on the reference bins / categories + other
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    sumsq: float = 0.0
+    out_of_range: int = 0  # numbers outside the contract's [low, high]
+    unseen: int = 0  # categories outside the contract's allowed values
+    unseen_top: list[list[Any]] = field(default_factory=list)  # [[value, count], …]
+
+    @property
+    def values(self) -> int:
+        """Return how many non-missing values were seen."""
+        return self.count - self.missing - self.invalid
+
+    def merge(self, other: FeatureSketch) -> FeatureSketch:
+        """Return the sketch of both windows' rows."""
+        if self.kind != other.kind or (self.counts is None) != (other.counts is None) \
+                or (self.counts is not None and len(self.counts) != len(other.counts or [])):
+            raise InvalidInput("sketches of different references cannot be merged: build both "
+                               "from the same Reference")
+        counts = None if self.counts is None else \
+            [a + b for a, b in zip(self.counts, other.counts or [], strict=True)]
+        return FeatureSketch(
+            kind=self.kind, count=self.count + other.count, missing=self.missing + other.missing,
+            invalid=self.invalid + other.invalid, counts=counts,
+            min=_pick(min, self.min, other.min), max=_pick(max, self.max, other.max),
+            sum=self.sum + other.sum, sumsq=self.sumsq + other.sumsq,
+            out_of_range=self.out_of_range + other.out_of_range,
+            unseen=self.unseen + other.unseen,
+            unseen_top=_merge_top(self.unseen_top, other.unseen_top))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the sketch as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSketch:
+        """Return the sketch written by :meth:`to_json`."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class WindowSketch:
+    """The mergeable, JSON-ready summary of one window's rows for one model version."""
+
+    def __init__(self, features: dict[str, FeatureSketch], *, rows: int = 0,
+                 prediction: FeatureSketch | None = None) -> None:
+        self.features = features
+        self.rows = rows
+        self.prediction = prediction
+
+    def __repr__(self) -> str:
+        return f"WindowSketch(rows={self.rows}, features={len(self.features)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowSketch) and self.to_json() == other.to_json()
+
+    @classmethod
+    def empty(cls, reference: Reference) -> WindowSketch:
+        """Return a sketch with no rows, shaped by ``reference``."""
+        features = {name: _empty(ref) for name, ref in reference.features.items()}
+        prediction = None if reference.prediction is None else _empty(reference.prediction)
+        return cls(features, rows=0, prediction=prediction)
+
+    def update(self, features: pa.Table, *, reference: Reference,
+               invalid: Mapping[str, Any] | None = None,
+               prediction: pa.Array | pa.ChunkedArray | None = None) -> None:
+        """Add a batch of rows: one typed column per reference feature (absent: all missing).
+
+        Numbers are float64 (datetimes as epoch seconds; timestamps are converted), categories
+        text (booleans become ``"true"``/``"false"``, numbers their text). ``invalid`` counts, per
+        column, the values that could not be read as the column's type (an int or a boolean
+        mask); they are null in ``features`` and counted apart from the missing ones.
+        ``prediction`` is the model's output for the same rows.
+        """
+        rows = features.num_rows
+        if prediction is not None and len(prediction) != rows:
+            raise InvalidInput(f"prediction has {len(prediction)} values for {rows} rows")
+        invalid = invalid or {}
+        for name, ref in reference.features.items():
+            sketch = self.features.get(name)
+            if sketch is None:
+                raise InvalidInput(f"feature {name!r} is not in this sketch: build the sketch "
+                                   "with WindowSketch.empty(reference)")
+            column = features.column(name) if name in features.column_names else None
+            _update(sketch, ref, column, rows, _invalid_count(invalid.get(name)))
+        if self.prediction is not None and reference.prediction is not None \
+                and prediction is not None:
+            _update(self.prediction, reference.prediction, prediction, rows, 0)
+        self.rows += rows
+
+    def merge(self, other: WindowSketch) -> WindowSketch:
+        """Return the sketch of both windows' rows (same reference)."""
+        if self.features.keys() != other.features.keys():
+            raise InvalidInput("sketches over different features cannot be merged: build both "
+                               "from the same Reference")
+        prediction = None
+        if self.prediction is not None and other.prediction is not None:
+            prediction = self.prediction.merge(other.prediction)
+        else:
+            prediction = self.prediction or other.prediction
+        return WindowSketch({name: sketch.merge(other.features[name])
+                             for name, sketch in self.features.items()},
+                            rows=self.rows + other.rows, prediction=prediction)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the sketch as a JSON-ready dict."""
+        return {"version": SKETCH_VERSION, "rows": self.rows,
+                "features": {name: s.to_json() for name, s in self.features.items()},
+                "prediction": None if self.prediction is None else self.prediction.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WindowSketch:
+        """Return the sketch written by :meth:`to_json`."""
+        prediction = data.get("prediction")
+        return cls({name: FeatureSketch.from_json(s) for name, s in data["features"].items()},
+                   rows=int(data["rows"]),
+                   prediction=None if prediction is None else FeatureSketch.from_json(prediction))
+
+
+def _empty(ref: FeatureRef) -> FeatureSketch:
+    counts = None
+    if ref.has_reference:
+        size = len(ref.edges or []) + 1 if ref.kind == "numeric" else len(ref.category_counts or [])
+        counts = [0.0] * size
+    return FeatureSketch(kind=ref.kind, counts=counts)
+
+
+def _update(sketch: FeatureSketch, ref: FeatureRef, column: Any, rows: int, invalid: int) -> None:
+    """Add one column's values to ``sketch`` (vectorised: no Python loop over rows)."""
+    import numpy as np
+
+    sketch.count += rows
+    if column is None:
+        sketch.missing += rows
+        return
+    if ref.pii is not None:  # counted, never looked at
+        sketch.missing += column.null_count
+        sketch.invalid += invalid
+        sketch.missing -= min(invalid, column.null_count)
+        return
+    if ref.kind == "numeric":
+        values = numeric_values(column)
+        finite = values[np.isfinite(values)]
+        missing = rows - finite.size
+        sketch.invalid += invalid
+        sketch.missing += missing - min(invalid, missing)
+        if finite.size == 0:
+            return
+        if sketch.counts is not None:
+            slots = np.searchsorted(np.asarray(ref.edges, dtype=np.float64), finite,
+                                    side="left")
+            sketch.counts = (np.asarray(sketch.counts)
+                             + np.bincount(slots, minlength=len(sketch.counts))).tolist()
+        sketch.min = _pick(min, sketch.min, float(finite.min()))
+        sketch.max = _pick(max, sketch.max, float(finite.max()))
+        sketch.sum += float(finite.sum())
+        sketch.sumsq += float(np.dot(finite, finite))
+        outside = np.zeros(finite.size, dtype=bool)
+        if ref.low is not None:
+            outside |= finite < ref.low
+        if ref.high is not None:
+            outside |= finite > ref.high
+        sketch.out_of_range += int(outside.sum())
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = category_values(column)
+    missing = texts.null_count
+    sketch.invalid += invalid
+    sketch.missing += missing - min(invalid, missing)
+    if missing == rows:
+        return
+    counted = pc.value_counts(texts.drop_null()).flatten()
+    values, counts = counted[0], np.asarray(counted[1], dtype=np.float64)
+    if sketch.counts is not None:
+        index = pc.index_in(values, value_set=pa.array(ref.categories or [], pa.string()))
+        slot = index.fill_null(len(sketch.counts) - 1).to_numpy(zero_copy_only=False)
+        sketch.counts = (np.asarray(sketch.counts)
+                         + np.bincount(slot, weights=counts, minlength=len(sketch.counts))).tolist()
+    if ref.allowed is not None:
+        unseen = ~np.asarray(pc.is_in(values, value_set=pa.array(ref.allowed, pa.string()))
+                             .to_numpy(zero_copy_only=False), dtype=bool)
+        if unseen.any():
+            sketch.unseen += int(counts[unseen].sum())
+            which = np.flatnonzero(unseen)
+            top = which[np.argsort(-counts[which], kind="stable")[:UNSEEN_TOP]]
+            fresh = [[values[int(i)].as_py(), int(counts[i])] for i in top]
+            sketch.unseen_top = _merge_top(sketch.unseen_top, fresh)
+
+
+# --- column conversion ------------------------------------------------------------------------
+
+def numeric_values(column: Any) -> np.ndarray:
+    """Return a column as float64 with NaN for missing (timestamps and dates: epoch seconds).
+
+    >>> import pyarrow as pa
+    >>> numeric_values(pa.array([1, None, 3])).tolist()
+    [1.0, nan, 3.0]
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    elif not isinstance(column, pa.Array):
+        column = pa.array(column, from_pandas=True)
+    kind = column.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        unit = kind.unit if pa.types.is_timestamp(kind) else None
+        if pa.types.is_date(kind):
+            column = pc.cast(column, pa.timestamp("s"))
+            unit = "s"
+        scale = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
+        column = pc.divide(pc.cast(pc.cast(column, pa.int64()), pa.float64()), scale)
+    elif pa.types.is_boolean(kind) or pa.types.is_decimal(kind) or pa.types.is_integer(kind):
+        column = pc.cast(column, pa.float64())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        column = pc.cast(column, pa.float64(), safe=False)
+    elif not pa.types.is_floating(kind):
+        raise InvalidInput(f"a number was expected, got a column of {kind}")
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def category_values(column: Any) -> pa.Array:
+    """Return a column as text: booleans ``"true"``/``"false"``, numbers their text.
+
+    >>> import pyarrow as pa
+    >>> category_values(pa.array([True, None])).to_pylist()
+    ['true', None]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    elif not isinstance(column, pa.Array):
+        column = pa.array(column, from_pandas=True)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string(column.type):
+        return column
+    if pa.types.is_large_string(column.type):
+        return pc.cast(column, pa.string())
+    # DuckDB writes booleans as 'true'/'false' in the profile's top values; Arrow agrees.
+    return pc.cast(column, pa.string())
+
+
+def _value_counts(texts: pa.Array) -> tuple[list[str], list[int]]:
+    import pyarrow.compute as pc
+
+    if texts.null_count == len(texts):
+        return [], []
+    counted = pc.value_counts(texts.drop_null()).flatten()
+    return counted[0].to_pylist(), counted[1].to_pylist()
+
+
+def _as_table(frame: Any, columns: Iterable[str] | None) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(frame, pa.RecordBatch):
+        frame = pa.Table.from_batches([frame])
+    if not isinstance(frame, pa.Table):
+        try:
+            frame = pa.Table.from_pandas(frame, preserve_index=False)
+        except (TypeError, pa.ArrowException) as error:
+            raise InvalidInput(f"a pandas DataFrame or an Arrow table was expected: "
+                               f"{error}") from error
+    if columns is not None:
+        columns = list(columns)
+        missing = [c for c in columns if c not in frame.column_names]
+        if missing:
+            raise InvalidInput(f"columns {missing} are not in the frame; it has "
+                               f"{frame.column_names[:20]}")
+        frame = frame.select(columns)
+    return frame
+
+
+def _detect_pii(table: pa.Table) -> dict[str, str]:
+    from loopml.data.pii import SAMPLE, detect
+
+    if table.num_rows == 0:
+        return {}
+    batches = table.slice(0, SAMPLE).to_batches()
+    import pyarrow as pa
+
+    batch = pa.Table.from_batches(batches).combine_chunks().to_batches()[0] if batches else None
+    return {} if batch is None else {f.column: f.kind for f in detect(batch)}
+
+
+def _arrow_kind(arrow_type: pa.DataType) -> str | None:
+    import pyarrow as pa
+
+    from loopml.data.profile import column_kind
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    kind = column_kind(arrow_type)
+    return {"numeric": "numeric", "datetime": "numeric", "categorical": "categorical"}.get(kind)
+
+
+def _is_datetime(arrow_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+
+
+def _invalid_count(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(value, pa.Array | pa.ChunkedArray):
+        total = pc.sum(pc.cast(value, pa.int64())).as_py() if pa.types.is_boolean(value.type) \
+            else len(value)
+        return int(total or 0)
+    import numpy as np
+
+    array = np.asarray(value)
+    return int(array.sum()) if array.dtype == bool else int(array.size)
+
+
+def representatives(edges: list[float], low: float | None, high: float | None) -> np.ndarray:
+    """Return one value per count slot: bin midpoints, and the outer bins' span's middle."""
+    import numpy as np
+
+    e = np.asarray(edges, dtype=np.float64)
+    mids = (e[:-1] + e[1:]) / 2.0
+    below = e[0] if low is None or low >= e[0] else (low + e[0]) / 2.0
+    above = e[-1] if high is None or high <= e[-1] else (high + e[-1]) / 2.0
+    return np.concatenate([[below], mids, [above]])
+
+
+def _merge_top(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
+    merged: dict[Any, int] = {}
+    for value, n in [*a, *b]:
+        merged[value] = merged.get(value, 0) + int(n)
+    ranked = sorted(merged.items(), key=lambda item: (-item[1], str(item[0])))
+    return [[value, n] for value, n in ranked[:UNSEEN_TOP]]
+
+
+def _pick(fn: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return fn(a, b)
+
+
+def _share(part: float, whole: float) -> float:
+    return float(part) / whole if whole else 0.0
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
