@@ -34,8 +34,8 @@ def _served(kind, value):
         out = convert(InputColumn("c", _SERVE_KIND[kind]), [value])[0]
     except RequestError:
         return None, True
-    if kind == "categorical":
-        return out, False
+    if kind == "categorical":  # booleans as the dataset profile writes them
+        return (out.lower() if isinstance(value, bool) else out), False
     return (None if math.isnan(out) else float(out)), False
 
 
@@ -145,9 +145,14 @@ def test_empty_input_and_unknown_kind():
         parse_inputs(pa.array(["{}"]), {"x": "text"})
 
 
-def test_category_text_matches_the_server():
-    for value in ["a", 1, 1.0, 2.5, True, False, 10**20, -0.0]:
+def test_category_text_matches_the_server_and_the_profile():
+    for value in ["a", 1, 1.0, 2.5, 10**20, -0.0]:
         assert category_text(value) == convert(InputColumn("c", "category"), [value])[0]
+    # Booleans as the profile's DuckDB text of them: the reference's categories.
+    import duckdb
+
+    assert (category_text(True), category_text(False)) == \
+        duckdb.sql("SELECT true::VARCHAR, false::VARCHAR").fetchall()[0]
 
 
 def _log_table(predictions, probabilities, model="m"):
@@ -170,7 +175,7 @@ def test_prediction_values_per_task():
                              kind="categorical").to_pylist() == ["1", "0", "1"]
     no_proba = _log_table([True, False], [None, None])
     assert prediction_values(no_proba, task="binary", labels=[False, True]).to_pylist() == \
-        ["True", "False"]
+        ["true", "false"]
     multi = _log_table(["b", "c", 2.0], [[0.1, 0.8, 0.1]] * 3)
     assert prediction_values(multi, task="multiclass", labels=["a", "b", "c"]).to_pylist() == \
         ["b", "c", "2"]
@@ -233,7 +238,7 @@ def test_round_trip_through_the_prediction_log(tmp_path):
     features, invalid = parse_inputs(table.column("inputs"), columns)
     assert features.column("age").to_pylist() == [41.0, 37.5, None]
     assert features.column("income").to_pylist() == [None, 1e5, 3.0]  # NaN is logged as null
-    assert features.column("city").to_pylist() == ["Lyon", "7", "True"]
+    assert features.column("city").to_pylist() == ["Lyon", "7", "true"]
     assert features.column("since").to_pylist() == [1714564800.0, 1714564800.0, None]
     assert not any(any(mask.to_pylist()) for mask in invalid.values())
     assert prediction_values(table, task="binary", labels=[0, 1]).to_pylist() == [0.6] * 3

@@ -221,15 +221,26 @@ def test_no_estimate_for_regression_or_without_probabilities():
 # ----------------------------------------------------------------------------- references
 
 
-def test_prediction_reference_counts_every_row():
-    values = np.random.default_rng(10).uniform(size=1000)
+def test_prediction_reference_bins_as_the_window_sketch_does():
+    from loopml.monitor.sketch import FeatureRef, Reference, WindowSketch
+
+    values = np.round(np.random.default_rng(10).uniform(size=1000), 2)  # ties on edges
     ref = prediction_reference("binary", values=values)
     assert ref["kind"] == "numeric" and ref["rows"] == 1000
-    assert len(ref["counts"]) == len(ref["edges"]) + 1 == 22
+    assert (ref["low"], ref["high"]) == (0.0, 1.0)
     assert sum(ref["counts"]) == 1000 and ref["counts"][0] == ref["counts"][-1] == 0
-    assert np.histogram(values, bins=ref["edges"])[0].tolist() == ref["counts"][1:-1]
+    # The same outputs seen in a window land in exactly the reference's bins.
+    reference = Reference(features={}, prediction=FeatureRef.from_json(ref), rows=1000,
+                          source="test")
+    sketch = WindowSketch.empty(reference)
+    sketch.update(pa.table({"x": np.zeros(1000)}), reference=reference,
+                  prediction=pa.array(values))
+    assert sketch.prediction.counts == ref["counts"]
     constant = prediction_reference("regression", values=np.full(10, 3.0))
     assert sum(constant["counts"]) == 10
+    multi = prediction_reference("multiclass", labels=[2, 0, 2, 5], classes=[0, 1, 2])
+    assert multi["categories"] == ["0", "1", "2"]
+    assert multi["category_counts"] == [1.0, 0.0, 2.0, 1.0]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ one typed column per monitored feature, read the way the server read the request
 
 - ``numeric``: float64; a JSON number, or true/false as 1/0. Text, lists and objects are
   *invalid* (counted, then treated as missing).
-- ``categorical``: text; a number or true/false becomes the text the server gave the model
-  (``1.0`` → ``"1"``, ``true`` → ``"True"``). Lists and objects are invalid.
+- ``categorical``: text; a number becomes the text the server gave the model (``7`` and
+  ``7.0`` → ``"7"``, ``2.5`` → ``"2.5"``), true/false the text the dataset profile (and so the
+  reference and the contract's allowed values) holds for booleans: ``"true"``/``"false"``.
+  Lists and objects are invalid.
 - ``datetime``: float64 seconds since 1970 UTC; ISO 8601 text (a naive time is UTC) or a
   number of seconds. Unreadable text, true/false, and times outside 1677–2262 are invalid.
 
@@ -249,7 +251,7 @@ def _convert_typed(column: pa.Array | pa.ChunkedArray, kind: str) -> tuple[pa.Ar
         if pa.types.is_string(column.type):
             return column, _false(n)
         if pa.types.is_boolean(column.type):
-            return pc.if_else(column, "True", "False"), _false(n)
+            return pc.if_else(column, "true", "false"), _false(n)
         return _number_texts(column.cast(pa.float64())), _false(n)
     # datetime
     if pa.types.is_string(column.type):
@@ -337,11 +339,16 @@ def _number_texts(values: pa.Array) -> pa.Array:
 
 
 def category_text(value: Any) -> str:
-    """Return the text a category value becomes, as the server gives it to the model.
+    """Return the text a category value is monitored as (the reference's text of it).
+
+    Numbers as the server gives them to the model; booleans as the dataset profile writes
+    them (DuckDB's text of a boolean), so they match the reference's categories.
 
     >>> category_text(1.0), category_text(2.5), category_text(True), category_text("x")
-    ('1', '2.5', 'True', 'x')
+    ('1', '2.5', 'true', 'x')
     """
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
@@ -398,7 +405,7 @@ def _convert_tokens(types: pa.Array, values: pa.Array, kind: str) -> tuple[pa.Ar
     if kind == "categorical":
         cats = np.full(n, None, dtype=object)
         cats[is_text] = texts[is_text]
-        cats[is_bool] = ["True" if t == "true" else "False" for t in texts[is_bool]]
+        cats[is_bool] = texts[is_bool]  # "true"/"false", as category_text writes them
         cache: dict[str, str] = {}
         for i in np.flatnonzero(is_number):
             text = texts[i]

@@ -46,9 +46,6 @@ __all__ = [
     "unknown_labels",
 ]
 
-PREDICTION_BINS = 20  # quantile bins of the reference output distribution
-
-
 def realised_metrics(task: str, labels: Sequence[Any], y_true: Any, prediction: Any,
                      probabilities: Any, *, threshold: float | None = 0.5
                      ) -> dict[str, float | None]:
@@ -219,63 +216,41 @@ def model_reference(registry: Registry, record: ModelVersionRecord) -> dict[str,
 
 
 def prediction_reference(task: str, *, values: Any = None, labels: Sequence[Any] | None = None,
-                         classes: Sequence[Any] | None = None, bins: int = PREDICTION_BINS
+                         classes: Sequence[Any] | None = None, bins: int | None = None
                          ) -> dict[str, Any]:
-    """Return the reference output distribution as ``sketch.FeatureRef`` fields (a dict).
+    """Return the reference output distribution as ``sketch.FeatureRef`` JSON (a dict).
 
     Binary (positive-class probabilities) and regression (values): a numeric reference with
-    ``bins`` quantile bins (``counts`` = [below, bin 0 … bin k-1, above]). Multiclass
-    (predicted labels): a categorical reference counting each class, as text.
+    the quantile bins of :meth:`Reference.from_frame` (``bins`` equal-mass bins, the profile's
+    number by default), so a window's outputs fall in bins the way its features do.
+    Multiclass (predicted labels): a categorical reference counting every class, as text.
 
     >>> ref = prediction_reference("multiclass", labels=["a", "b", "a"], classes=["a", "b"])
     >>> ref["categories"], ref["category_counts"]
     (['a', 'b'], [2.0, 1.0, 0.0])
     """
+    from dataclasses import replace
+
     import numpy as np
+    import pyarrow as pa
 
     from loopml.monitor.logscan import category_text
+    from loopml.monitor.sketch import FeatureRef, Reference
 
-    base: dict[str, Any] = {"name": "prediction", "pii": None, "low": None, "high": None,
-                            "allowed": None}
     if task == "multiclass":
         texts = [category_text(c) for c in (classes or [])]
-        seen = [category_text(v) for v in (labels or [])]
         index = {t: i for i, t in enumerate(texts)}
         counts = [0.0] * (len(texts) + 1)
+        seen = [category_text(v) for v in (labels or [])]
         for text in seen:
-            counts[index.get(text, len(texts))] += 1.0
-        return {**base, "kind": "categorical", "rows": len(seen), "missing_share": 0.0,
-                "edges": None, "counts": None, "mean": None, "std": None,
-                "categories": texts, "category_counts": counts, "allowed": texts}
+            counts[index.get(text, len(texts))] += 1.0  # not a class: "other"
+        return FeatureRef(name="prediction", kind="categorical", rows=len(seen),
+                          missing_share=0.0, categories=texts, category_counts=counts,
+                          allowed=texts).to_json()
     numbers = np.asarray(values, dtype=float)
-    finite = numbers[np.isfinite(numbers)]
-    rows = len(numbers)
-    ref = {**base, "kind": "numeric", "rows": rows,
-           "missing_share": float(1 - len(finite) / rows) if rows else 0.0,
-           "categories": None, "category_counts": None,
-           "mean": float(finite.mean()) if len(finite) else None,
-           "std": float(finite.std(ddof=1)) if len(finite) > 1 else None}
+    column = pa.array(numbers, mask=~np.isfinite(numbers))
+    ref = Reference.from_frame(pa.table({"prediction": column}), pii={}, bins=bins,
+                               source="predictions").features["prediction"]
     if task == "binary":
-        ref.update(low=0.0, high=1.0)
-    if not len(finite):
-        return {**ref, "edges": None, "counts": None}
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)))
-    if len(edges) == 1:  # one value only: a bin of width zero would hold nothing
-        edges = np.array([edges[0], np.nextafter(edges[0], np.inf)])
-    return {**ref, "edges": edges.tolist(), "counts": bin_counts(finite, edges).tolist()}
-
-
-def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Return counts on ``edges`` as [below, bin 0 … bin k-1, above] (float).
-
-    Bins are closed on the left, the last one also on the right (as ``numpy.histogram``).
-
-    >>> import numpy as np
-    >>> bin_counts(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), np.array([0.0, 0.5, 1.0])).tolist()
-    [1.0, 1.0, 2.0, 1.0]
-    """
-    import numpy as np
-
-    slot = np.searchsorted(edges, values, side="right")  # 0: below, len(edges): above
-    slot[values == edges[-1]] = len(edges) - 1  # the last bin holds its right edge
-    return np.bincount(slot, minlength=len(edges) + 1).astype(float)
+        ref = replace(ref, low=0.0, high=1.0)
+    return ref.to_json()
