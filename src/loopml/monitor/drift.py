@@ -337,9 +337,8 @@ def compare(reference: Any, current: Any, *, columns: Iterable[str] | None = Non
     """Return the drift of ``current`` against ``reference``.
 
     Each side is a pandas DataFrame, an Arrow table or the path of a Parquet file (or a
-    :class:`Reference` for the first). A Parquet reference is profiled out of core by DuckDB
-    (``profile_parquet``); a Parquet current is streamed in record batches, so memory stays
-    bounded whatever the file's size.
+    :class:`Reference` for the first). Parquet files are streamed in record batches (the
+    reference twice: ``Reference.from_parquet``), so memory stays bounded whatever their size.
 
     >>> import pandas as pd
     >>> a = pd.DataFrame({"x": range(1000)})
@@ -365,19 +364,10 @@ def _reference(reference: Any, columns: list[str] | None) -> Reference:
                          prediction=reference.prediction, rows=reference.rows,
                          source=reference.source)
     if isinstance(reference, str | Path):
-        import pyarrow.parquet as pq
-
-        from loopml.data.profile import profile_parquet
-
+        # Streamed with numpy, not profile_parquet: a profile also computes distinct counts,
+        # exact quantiles and text lengths, 6.6 s and 850 MB on 1M x 25 against ~2 s here.
         path = _parquet_path(reference, "reference")
-        schema = pq.read_schema(path)
-        if columns is not None:
-            _check_columns(columns, schema.names, path)
-            import pyarrow as pa
-
-            schema = pa.schema([schema.field(c) for c in columns])
-        profile = profile_parquet(path, schema)
-        return Reference.from_profile(profile, source=f"profile of {path.name}")
+        return Reference.from_parquet(path, columns=columns)
     return Reference.from_frame(reference, columns=columns)
 
 
@@ -412,12 +402,6 @@ def _parquet_path(value: str | Path, what: str) -> Path:
         raise InvalidInput(f"the {what} data {str(path)!r} is not a file: give a Parquet file, "
                            "a DataFrame or an Arrow table")
     return path
-
-
-def _check_columns(columns: list[str], names: list[str], path: Path) -> None:
-    unknown = [c for c in columns if c not in names]
-    if unknown:
-        raise InvalidInput(f"columns {unknown} are not in {path.name}; it has {names[:20]}")
 
 
 def _json_number(value: Any) -> Any:

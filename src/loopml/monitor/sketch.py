@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput
@@ -31,7 +32,7 @@ __all__ = ["UNSEEN_TOP", "FeatureRef", "FeatureSketch", "Reference", "WindowSket
            "category_values", "numeric_values", "representatives"]
 
 UNSEEN_TOP = 20  # unseen categories kept per feature, with their counts
-REFERENCE_TOP = 50  # categories a reference built from a frame keeps (as the profile's top)
+EDGE_SAMPLE = 65_536  # values per number whose quantiles are a streamed reference's edges
 SKETCH_VERSION = 1
 _KINDS = {"number": "numeric", "numeric": "numeric", "integer": "numeric",
           "datetime": "numeric", "category": "categorical", "categorical": "categorical",
@@ -137,59 +138,200 @@ class Reference:
         counts exact. ``pii`` maps personal-data columns to their kind; None detects them from
         the first rows. Columns of other types (lists, binary) are left out.
         """
-        import numpy as np
-
-        from loopml.data.profile import REFERENCE_BINS, reference_edges, reference_probabilities
-
         table = _as_table(frame, columns)
         if pii is None:
             pii = _detect_pii(table)
-        bins = REFERENCE_BINS if bins is None else int(bins)
-        if bins < 1:
+        builder = _Builder(table.schema, pii=pii, bins=bins, sample=None)
+        builder.first_pass(table)
+        builder.second_pass(table)
+        return builder.reference(source)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, *, columns: Iterable[str] | None = None,
+                     bins: int | None = None, pii: Mapping[str, str] | None = None,
+                     source: str | None = None, batch_rows: int = 131_072) -> Reference:
+        """Return the reference of a Parquet file, read twice in record batches.
+
+        Memory stays bounded by a batch: the first pass keeps moments, category counts and a
+        sample of ``EDGE_SAMPLE`` values per number (the bins' edges are its quantiles, exact
+        when the file has no more rows), the second counts every value on those bins.
+        """
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInput(f"{str(path)!r} is not a file: give the path of a Parquet file")
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+        names = list(columns) if columns is not None else schema.names
+        unknown = [c for c in names if c not in schema.names]
+        if unknown:
+            raise InvalidInput(f"columns {unknown} are not in {path.name}; it has "
+                               f"{schema.names[:20]}")
+        if pii is None:
+            first = next(file.iter_batches(batch_size=500, columns=names), None)
+            pii = {} if first is None else _detect_pii(_as_table(first, None))
+        import pyarrow as pa
+
+        builder = _Builder(pa.schema([schema.field(n) for n in names]), pii=pii, bins=bins,
+                           sample=EDGE_SAMPLE, total_rows=file.metadata.num_rows)
+        for batch in file.iter_batches(batch_size=batch_rows, columns=names):
+            builder.first_pass(_as_table(batch, None))
+        for batch in file.iter_batches(batch_size=batch_rows, columns=builder.binned()):
+            builder.second_pass(_as_table(batch, None))
+        return builder.reference(source or f"file {path.name}")
+
+
+class _Builder:
+    """Builds a reference over batches: moments and categories, then counts on the edges."""
+
+    def __init__(self, schema: pa.Schema, *, pii: Mapping[str, str], bins: int | None,
+                 sample: int | None, total_rows: int = 0) -> None:
+        import numpy as np
+
+        from loopml.data.profile import REFERENCE_BINS
+
+        self.bins = REFERENCE_BINS if bins is None else int(bins)
+        if self.bins < 1:
             raise InvalidInput(f"bins must be at least 1, got {bins}")
-        features = {}
+        self.kinds = {f.name: _arrow_kind(f.type) for f in schema}
+        self.kinds = {name: kind for name, kind in self.kinds.items() if kind is not None}
+        self.datetime = {f.name: _is_datetime(f.type) for f in schema}
+        self.pii = {name: str(kind) for name, kind in pii.items() if name in self.kinds}
+        self.sample = sample  # None: every value (exact quantiles)
+        # each row is kept with the same probability: twice the sample over the whole file,
+        # cut to the sample's size when the edges are drawn
+        self.keep = 1.0 if sample is None else min(1.0, 2.0 * sample / max(total_rows, 1))
+        self.rng = np.random.default_rng(0)  # the same file always gives the same edges
+        self.rows = 0
+        self.nulls = dict.fromkeys(self.kinds, 0)
+        self.moments: dict[str, list[float]] = {}  # n, mean, M2, min, max (Chan's merge)
+        self.values: dict[str, list[Any]] = {}
+        self.categories: dict[str, list[pa.Table]] = {}
+        self.edges: dict[str, Any] = {}
+        self.counts: dict[str, Any] = {}
+
+    def binned(self) -> list[str]:
+        """Return the columns the second pass counts."""
+        self._edges()
+        return list(self.edges)
+
+    def first_pass(self, table: pa.Table) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         rows = table.num_rows
-        for name in table.column_names:
+        self.rows += rows
+        keep = None
+        if self.keep < 1.0 and rows:
+            keep = self.rng.random(rows) < self.keep
+        for name, kind in self.kinds.items():
             column = table.column(name)
-            kind = _arrow_kind(column.type)
-            if kind is None:
-                continue
-            if name in pii:
-                features[name] = FeatureRef(name=name, kind=kind, rows=rows,
-                                            missing_share=_share(column.null_count, rows),
-                                            pii=str(pii[name]))
+            if name in self.pii:
+                self.nulls[name] += column.null_count
                 continue
             if kind == "numeric":
                 values = numeric_values(column)
-                finite = values[np.isfinite(values)]
-                missing = rows - finite.size
-                if finite.size == 0:
-                    features[name] = FeatureRef(name=name, kind=kind, rows=rows,
-                                                missing_share=_share(missing, rows))
+                finite = np.isfinite(values)
+                self.nulls[name] += rows - int(finite.sum())
+                kept = values[finite]
+                if kept.size == 0:
                     continue
-                low, high = float(finite.min()), float(finite.max())
-                inner = np.quantile(finite, reference_probabilities(bins)).tolist()
-                edges = reference_edges(low, high, inner)
-                counts = np.bincount(np.searchsorted(np.asarray(edges), finite, side="left"),
-                                     minlength=len(edges) + 1)
-                std = float(finite.std(ddof=1)) if finite.size > 1 else None
-                features[name] = FeatureRef(
-                    name=name, kind=kind, rows=rows, missing_share=_share(missing, rows),
-                    edges=edges, counts=counts.astype(float).tolist(), mean=float(finite.mean()),
-                    std=std, datetime=_is_datetime(column.type))
+                self._moments(name, kept)
+                chosen = values[finite & keep] if keep is not None else kept
+                self.values.setdefault(name, []).append(chosen)
             else:
                 texts = category_values(column)
-                values, counts = _value_counts(texts)
-                order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
-                top = order[:REFERENCE_TOP]
-                categories = [values[i] for i in top]
-                other = float(sum(counts) - sum(counts[i] for i in top))
+                self.nulls[name] += texts.null_count
+                if texts.null_count < rows:
+                    counted = pc.value_counts(texts.drop_null()).flatten()
+                    self.categories.setdefault(name, []).append(
+                        pa.table({"v": counted[0], "n": counted[1]}))
+
+    def _moments(self, name: str, values: Any) -> None:
+        n, mean = float(values.size), float(values.mean())
+        m2 = float(((values - mean) ** 2).sum())
+        low, high = float(values.min()), float(values.max())
+        if name not in self.moments:
+            self.moments[name] = [n, mean, m2, low, high]
+            return
+        n0, mean0, m20, low0, high0 = self.moments[name]
+        total = n0 + n
+        delta = mean - mean0
+        self.moments[name] = [total, mean0 + delta * n / total,
+                              m20 + m2 + delta * delta * n0 * n / total,
+                              min(low0, low), max(high0, high)]
+
+    def _edges(self) -> None:
+        import numpy as np
+
+        from loopml.data.profile import reference_edges, reference_probabilities
+
+        if self.edges or not self.values:
+            return
+        for name, parts in self.values.items():
+            values = np.concatenate(parts)
+            if self.sample is not None and values.size > self.sample:
+                values = self.rng.choice(values, self.sample, replace=False)
+            _, _, _, low, high = self.moments[name]
+            inner = np.quantile(values, reference_probabilities(self.bins)).tolist() \
+                if values.size else []
+            self.edges[name] = np.asarray(reference_edges(low, high, inner))
+            self.counts[name] = np.zeros(self.edges[name].size + 1)
+        self.values.clear()
+
+    def second_pass(self, table: pa.Table) -> None:
+        import numpy as np
+
+        self._edges()
+        for name, edges in self.edges.items():
+            values = _finite(numeric_values(table.column(name)))
+            self.counts[name] += np.bincount(np.searchsorted(edges, values, side="left"),
+                                             minlength=edges.size + 1)
+
+    def reference(self, source: str) -> Reference:
+        import pyarrow as pa
+
+        from loopml.data.profile import TOP
+
+        self._edges()
+        rows, features = self.rows, {}
+        for name, kind in self.kinds.items():
+            base = {"name": name, "kind": kind, "rows": rows,
+                    "missing_share": _share(self.nulls[name], rows)}
+            if name in self.pii:
+                features[name] = FeatureRef(**base, pii=self.pii[name])
+            elif kind == "numeric":
+                if name not in self.edges:
+                    features[name] = FeatureRef(**base, datetime=self.datetime[name])
+                    continue
+                n, mean, m2, _, _ = self.moments[name]
                 features[name] = FeatureRef(
-                    name=name, kind=kind, rows=rows,
-                    missing_share=_share(rows - sum(counts), rows), categories=categories,
+                    **base, edges=self.edges[name].tolist(),
+                    counts=self.counts[name].astype(float).tolist(), mean=mean,
+                    std=(m2 / (n - 1)) ** 0.5 if n > 1 else None, datetime=self.datetime[name])
+            else:
+                parts = self.categories.get(name)
+                if not parts:
+                    features[name] = FeatureRef(**base)
+                    continue
+                grouped = pa.concat_tables(parts).group_by("v").aggregate([("n", "sum")])
+                values = grouped.column("v").to_pylist()
+                counts = grouped.column("n_sum").to_pylist()
+                total = sum(counts)
+                if len(values) > max(TOP, total // 2):  # ids, e-mails: as the profile does
+                    features[name] = FeatureRef(**base)
+                    continue
+                order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
+                top = order[:TOP]
+                categories = [values[i] for i in top]
+                other = float(total - sum(counts[i] for i in top))
+                features[name] = FeatureRef(
+                    **base, categories=categories,
                     category_counts=[float(counts[i]) for i in top] + [other],
-                    allowed=list(categories) if len(values) <= REFERENCE_TOP else None)
-        return cls(features=features, prediction=None, rows=rows, source=source)
+                    allowed=list(categories) if other == 0 else None)
+        return Reference(features=features, prediction=None, rows=rows, source=source)
 
 
 def _feature_from_profile(name: str, spec: Mapping[str, Any], stats: Mapping[str, Any] | None,
@@ -413,8 +555,7 @@ def _update(sketch: FeatureSketch, ref: FeatureRef, column: Any, rows: int, inva
         sketch.missing -= min(invalid, column.null_count)
         return
     if ref.kind == "numeric":
-        values = numeric_values(column)
-        finite = values[np.isfinite(values)]
+        finite = _finite(numeric_values(column))
         missing = rows - finite.size
         sketch.invalid += invalid
         sketch.missing += missing - min(invalid, missing)
@@ -429,12 +570,10 @@ def _update(sketch: FeatureSketch, ref: FeatureRef, column: Any, rows: int, inva
         sketch.max = _pick(max, sketch.max, float(finite.max()))
         sketch.sum += float(finite.sum())
         sketch.sumsq += float(np.dot(finite, finite))
-        outside = np.zeros(finite.size, dtype=bool)
-        if ref.low is not None:
-            outside |= finite < ref.low
-        if ref.high is not None:
-            outside |= finite > ref.high
-        sketch.out_of_range += int(outside.sum())
+        if ref.low is not None and sketch.min < ref.low:  # min/max: most batches skip this
+            sketch.out_of_range += int(np.count_nonzero(finite < ref.low))
+        if ref.high is not None and sketch.max > ref.high:
+            sketch.out_of_range += int(np.count_nonzero(finite > ref.high))
         return
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -495,6 +634,14 @@ def numeric_values(column: Any) -> np.ndarray:
     elif not pa.types.is_floating(kind):
         raise InvalidInput(f"a number was expected, got a column of {kind}")
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Return the finite values (the array itself when all are: no copy)."""
+    import numpy as np
+
+    mask = np.isfinite(values)
+    return values if mask.all() else values[mask]
 
 
 def category_values(column: Any) -> pa.Array:
@@ -599,14 +746,22 @@ def _invalid_count(value: Any) -> int:
 
 
 def representatives(edges: list[float], low: float | None, high: float | None) -> np.ndarray:
-    """Return one value per count slot: bin midpoints, and the outer bins' span's middle."""
+    """Return one value per count slot: each bin's right edge, the outer bins' middle.
+
+    A bin ``(e_{i-1}, e_i]`` stands for its right edge: exact for data with few values (an
+    integer column gets one bin per value, whose right edge is the value), within the bin's
+    width otherwise. The outer bins stand for the middle of ``[low, edges[0]]`` and of
+    ``[edges[-1], high]``, the window's min and max.
+
+    >>> representatives([0.5, 1.0, 2.0], 0.0, 4.0).tolist()
+    [0.25, 1.0, 2.0, 3.0]
+    """
     import numpy as np
 
     e = np.asarray(edges, dtype=np.float64)
-    mids = (e[:-1] + e[1:]) / 2.0
     below = e[0] if low is None or low >= e[0] else (low + e[0]) / 2.0
     above = e[-1] if high is None or high <= e[-1] else (high + e[-1]) / 2.0
-    return np.concatenate([[below], mids, [above]])
+    return np.concatenate([[below], e[1:], [above]])
 
 
 def _merge_top(a: list[list[Any]], b: list[list[Any]]) -> list[list[Any]]:
