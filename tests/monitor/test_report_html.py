@@ -338,3 +338,63 @@ def test_row_windows_are_named_by_number() -> None:
     assert "<td>#1</td><td>1</td><td>drift</td>" in page
     drift_table = page[page.index("<h2>Drift over time"):page.index("<h2>Performance")]
     assert drift_table.count("<td>drift, performance</td></tr>") == 1  # found by start_key
+
+
+def test_report_of_real_sketches_and_verdicts(tmp_path: Path) -> None:
+    """Reference, window sketches and verdicts from loopml.monitor itself, rendered."""
+    import numpy as np
+    import pandas as pd
+
+    from loopml.monitor.drift import window_drift, window_quality
+    from loopml.monitor.settings import DriftSettings, QualitySettings
+    from loopml.monitor.sketch import Reference, WindowSketch
+
+    rng = np.random.default_rng(7)
+
+    def frame(rows: int, *, shift: float) -> pd.DataFrame:
+        return pd.DataFrame({
+            "age": rng.normal(40, 10, rows),
+            "income": rng.lognormal(10 + shift, 0.5, rows),
+            "city": rng.choice(["Paris", "Lyon", "Nice", SCRIPT] if shift else
+                               ["Paris", "Lyon", "Nice"], rows),
+            "email": [f"user{i}@example.com" for i in rng.integers(0, 10**6, rows)],
+            "signup": pd.Timestamp("2026-01-01") + pd.to_timedelta(
+                rng.integers(0, 300 + int(shift * 300), rows), unit="D")})
+
+    reference = Reference.from_frame(frame(3000, shift=0.0), pii={"email": "email"},
+                                     source="frame of credit@1")
+    windows = []
+    for day, shift in enumerate([0.0, 1.0]):
+        sketch = WindowSketch.empty(reference)
+        sketch.update(pa_table(frame(800, shift=shift)), reference=reference)
+        drift = window_drift(reference, sketch, DriftSettings())
+        windows.append({
+            "model": "credit", "version": 1, "window": "1d", "index": None,
+            "start": f"2026-11-{20 + day}T00:00:00+00:00", "rows": 800,
+            "drift": drift.to_json(),
+            "quality": window_quality(reference, sketch, QualitySettings()).to_json(),
+            "performance": {"metric": "roc_auc", "reference": 0.74, "labeled_rows": 0,
+                            "realised": None, "estimated": None, "drop": None},
+            "sketch": sketch.to_json()})
+    report = {"model": "credit", "window": "1d", "reference": {"1": {
+        "source": reference.source, "rows": reference.rows,
+        **{k: v for k, v in reference.to_json().items() if k in ("features", "prediction")}}},
+        "windows": windows, "alerts": []}
+    assert windows[0]["drift"]["drifted"] == []
+    assert "income" in windows[1]["drift"]["drifted"]
+    html_path, json_path = write_report(report, tmp_path, stem="real")
+    page, text = html_path.read_text(), json_path.read_text()
+    assert "@example.com" not in page and "@example.com" not in text
+    assert pii_columns(report) == {"email"}
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions[0] in windows[1]["drift"]["drifted"]
+    assert sorted(captions) == sorted(["age", "income", "city", "signup"])
+    assert len(_images(page)) == 1 + 4  # drift over time, four features (no PII, no labels)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; (" in page  # an unseen city, escaped
+    assert _strict(text)["windows"][1]["drift"]["share"] == windows[1]["drift"]["share"]
+
+
+def pa_table(frame: object) -> object:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -102,9 +102,10 @@ def pii_columns(report: dict[str, Any]) -> set[str]:
         if not isinstance(window, dict):
             continue
         for feature in _list(_get(window, "drift", "features")):
-            if isinstance(feature, dict) and (
-                    feature.get("pii") or (feature.get("monitored") is False
-                                           and "pii" in str(feature.get("note") or "").lower())):
+            note = str(feature.get("note") or "").lower() if isinstance(feature, dict) else ""
+            if isinstance(feature, dict) and (feature.get("pii") or (
+                    feature.get("monitored") is False
+                    and ("pii" in note or "personal data" in note))):
                 names.add(str(feature.get("name")))
         for column in _list(_get(window, "quality", "columns")):
             if isinstance(column, dict) and column.get("pii"):
@@ -317,7 +318,10 @@ def _performance_over_time(windows: list[dict[str, Any]]) -> str:
     reference = [_float(p.get("reference")) for p in performances]
     labels, versions = [_label(w) for w in windows], [w.get("version") for w in windows]
     parts = ["<h2>Performance over time</h2>"]
-    if any(not math.isnan(v) for v in realised + estimated + reference):
+    if all(math.isnan(v) for v in realised + estimated):
+        parts.append("<p class='note'>No window has a realised figure (not enough labelled "
+                     "rows yet) or an estimate.</p>")
+    if any(not math.isnan(v) for v in realised + estimated):
         def draw(ax: Any) -> None:
             x = range(len(windows))
             ax.step(x, reference, where="mid", c="grey", ls="--", label="model card (test)")
@@ -511,20 +515,24 @@ def _distribution(name: str, reference: dict[str, Any], sketch: dict[str, Any]) 
     ref_share, win_share = _shares(ref_counts), _shares(win_counts)
     if ref_share is None or win_share is None:
         return None
-    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    if any(b < a for a, b in zip(edges, edges[1:], strict=False)):
+        return None
+    display = _display_bins(edges, ref_share, win_share)
     outside_ref, outside_win = ref_share[0] + ref_share[-1], win_share[0] + win_share[-1]
+    dates = bool(reference.get("datetime"))
 
     def draw(ax: Any) -> None:
-        if all(w > 0 for w in widths):  # density, so uneven (quantile) bins read right
-            ax.stairs([s / w for s, w in zip(ref_share[1:-1], widths, strict=True)], edges,
-                      fill=True, alpha=0.35, color="#4c78a8", label="reference")
-            ax.stairs([s / w for s, w in zip(win_share[1:-1], widths, strict=True)], edges,
-                      color="#e45756", lw=1.5, label="window")
-            ax.set_yticks([])
-        else:
-            x = range(bins)
-            ax.bar(x, ref_share[1:-1], alpha=0.35, color="#4c78a8", label="reference")
-            ax.step(x, win_share[1:-1], where="mid", color="#e45756", label="window")
+        if display is not None:
+            x, ref_bars, win_bars = display
+            if dates:  # epoch seconds as matplotlib's dates (days since 1970)
+                x = [e / 86400 for e in x]
+            ax.stairs(ref_bars, x, fill=True, alpha=0.35, color="#4c78a8", label="reference")
+            ax.stairs(win_bars, x, color="#e45756", lw=1.5, label="window")
+            _axis(ax, dates=dates)
+        else:  # every value on one point: the reference's bins side by side
+            ax.bar(range(bins), ref_share[1:-1], alpha=0.35, color="#4c78a8", label="reference")
+            ax.step(range(bins), win_share[1:-1], where="mid", color="#e45756", label="window")
+        ax.set_yticks([])
         title = _plain(_short(name))
         if outside_ref or outside_win:
             title += f"\noutside the reference range: {outside_win:.1%} (ref {outside_ref:.1%})"
@@ -535,6 +543,57 @@ def _distribution(name: str, reference: dict[str, Any], sketch: dict[str, Any]) 
     return _image(draw, (3.4, 2.3))
 
 
+def _axis(ax: Any, *, dates: bool) -> None:
+    """Set few, readable ticks on a distribution plot's x axis (dates or plain numbers)."""
+    from matplotlib import dates as mdates
+    from matplotlib import ticker
+
+    if dates:
+        locator = mdates.AutoDateLocator(maxticks=5)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        return
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(
+        lambda value, _: f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"))
+
+
+def _display_bins(edges: list[float], ref_share: list[float], win_share: list[float],
+                  bins: int = 30) -> tuple[list[float], list[float], list[float]] | None:
+    """Return equal-width display bins and both sides' shares on them, or None.
+
+    The reference's bins hold equal masses, so they are narrow where values crowd and one
+    of them can be a single point (the minimum): drawn as densities they would spike. Each
+    side's distribution function is taken as linear inside a bin, read at ``bins`` equal
+    steps over the central 99% of both sides' values, and differenced.
+
+    >>> x, ref, win = _display_bins([0, 1, 2], [0, .5, .5, 0], [0, 0, 1, 0], bins=2)
+    >>> [round(v, 3) for v in x], [round(v, 3) for v in ref], [round(v, 3) for v in win]
+    ([0.01, 1.002, 1.995], [0.496, 0.496], [0.002, 0.993])
+    """
+    import numpy as np
+
+    xp = np.asarray(edges, dtype=float)
+    lows, highs, cdfs = [], [], []
+    for share in (ref_share, win_share):
+        # Distribution function at the edges: the mass below, then each bin's.
+        cdf = share[0] + np.concatenate([[0.0], np.cumsum(share[1:-1])])
+        cdfs.append(cdf)
+        inside = cdf[-1] - cdf[0]
+        if inside <= 0:
+            continue
+        lows.append(np.interp(cdf[0] + 0.005 * inside, cdf, xp))
+        highs.append(np.interp(cdf[0] + 0.995 * inside, cdf, xp))
+    if not lows:
+        return None
+    low, high = min(lows), max(highs)
+    if not high > low:
+        return None
+    x = np.linspace(low, high, bins + 1)
+    ref_bars, win_bars = (np.diff(np.interp(x, xp, cdf)) for cdf in cdfs)
+    return x.tolist(), ref_bars.tolist(), win_bars.tolist()
+
+
 def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
     categories = [_short(_clean(c), 24) for c in _list(reference.get("categories"))]
     k = len(categories)
@@ -542,10 +601,12 @@ def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -
     win_counts = [_float(c) for c in _list(sketch.get("counts", sketch.get("category_counts")))]
     if len(ref_counts) < k or len(win_counts) < k:
         return None
-    # Everything beyond the known categories (the reference's "other", the window's unseen).
+    # Everything beyond the known categories: the sketch counts it in its "other" entry (which
+    # holds the contract-unseen values too); a sketch without one has only its unseen count.
     ref_all = ref_counts[:k] + [sum(_finite(c) for c in ref_counts[k:])]
-    unseen = _float(sketch.get("unseen", sketch.get("unseen_count")))
-    win_all = win_counts[:k] + [sum(_finite(c) for c in win_counts[k:]) + _finite(unseen)]
+    other = sum(_finite(c) for c in win_counts[k:]) if len(win_counts) > k \
+        else _finite(_float(sketch.get("unseen")))
+    win_all = win_counts[:k] + [other]
     ref_share, win_share = _shares(ref_all), _shares(win_all)
     if ref_share is None or win_share is None:
         return None
