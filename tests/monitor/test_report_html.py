@@ -263,6 +263,13 @@ def test_json_is_strict_and_keeps_the_content(tmp_path: Path) -> None:
         [json_path.name, html_path.name])
 
 
+def test_write_report_takes_a_lone_surrogate(tmp_path: Path) -> None:
+    report = {"model": "m\ud800", "windows": []}
+    html_path, json_path = write_report(report, tmp_path, stem="odd")
+    assert _strict(json_path.read_text())["model"] == "m\ud800"
+    assert "m\\ud800" in html_path.read_text()
+
+
 def test_write_report_refuses_bad_stems_and_existing_files(tmp_path: Path) -> None:
     for stem in ("../up", "a/b", "", "bad\nname"):
         with pytest.raises(InvalidInput, match="stem"):

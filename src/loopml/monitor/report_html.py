@@ -177,7 +177,8 @@ def write_report(report: dict[str, Any], folder: str | Path, *, stem: str,
 def _write_atomic(target: Path, text: str, *, overwrite: bool) -> None:
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        # A lone surrogate (JSON text may hold one) is written as its escape, not an error.
+        with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
