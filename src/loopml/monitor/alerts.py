@@ -8,7 +8,8 @@ window and kind), so a monitor run every minute does not repeat itself. Kinds:
 - ``quality``: missing values, out-of-range numbers, unseen categories or unreadable values
   beyond ``monitor.quality``;
 - ``performance``: the realised metric (labels arrived) is worse than the model card's
-  test metric by ``monitor.performance.max_drop`` or more;
+  test metric by ``monitor.performance.max_drop`` or more, beyond noise: the better end of
+  the window's 95% bootstrap interval is still that much worse;
 - ``performance_estimated``: the same drop, estimated from the model's calibrated
   confidence before the labels are in (classifiers).
 """
@@ -60,13 +61,16 @@ def rules_for(verdict: dict[str, Any], settings: MonitorSection) -> list[dict[st
     limit = settings.performance.max_drop
     metric = performance.get("metric")
     drop = performance.get("drop")
-    if drop is not None and drop >= limit:
+    sure = performance.get("drop_low")
+    if drop is not None and sure is not None and sure >= limit:
         value = (performance.get("realised") or {}).get(metric)
         found.append({"kind": "performance", "severity": "critical",
                       "message": f"{metric} {value:.3f} on {performance.get('labeled_rows')} "
                                  f"labelled rows, {drop:.3f} below the model card's "
-                                 f"{performance.get('reference'):.3f} (limit {limit})",
+                                 f"{performance.get('reference'):.3f} (at least {sure:.3f} "
+                                 f"with 95% confidence; limit {limit})",
                       "details": {"metric": metric, "value": value, "drop": drop,
+                                  "drop_low": sure, "interval": performance.get("interval"),
                                   "reference": performance.get("reference"),
                                   "labeled_rows": performance.get("labeled_rows")}})
     estimated_drop = performance.get("estimated_drop")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from loopml.store.models import ModelVersionRecord
 
 __all__ = [
+    "realised_interval",
     "Calibrator",
     "LabelJoin",
     "estimate_metrics",
@@ -62,9 +63,74 @@ def realised_metrics(task: str, labels: Sequence[Any], y_true: Any, prediction: 
     >>> realised_metrics("regression", [], [1.0, 2.0, None], ["1.5", "2.5", "9"], None)["mae"]
     0.5
     """
+
+    from loopml.evaluate.metrics import all_metrics
+
+    task, y, pred, proba, indices = _encoded(task, labels, y_true, prediction, probabilities,
+                                             threshold=threshold)
+    return all_metrics(task, y, pred, proba, labels=indices)
+
+
+def realised_interval(task: str, labels: Sequence[Any], y_true: Any, prediction: Any,
+                      probabilities: Any, *, metric: str, threshold: float | None = 0.5,
+                      confidence: float = 0.95, resamples: int = 300, seed: int = 0,
+                      max_rows: int = 20_000) -> tuple[float, float] | None:
+    """Return the bootstrap percentile interval of ``metric`` on the labelled rows, or None.
+
+    Arguments as :func:`realised_metrics`. Above ``max_rows`` labelled rows a seeded sample
+    of that many is resampled (a wider, so cautious, interval). None when the metric is
+    undefined on too many resamples (one class only) or there are no rows.
+
+    >>> low, high = realised_interval("regression", [], [1.0, 2.0, 3.0, 4.0] * 25,
+    ...                               ["1.5", "2", "3", "5"] * 25, None, metric="mae")
+    >>> low < 0.375 < high
+    True
+    """
     import numpy as np
 
-    from loopml.evaluate.metrics import TASKS, all_metrics
+    from loopml.evaluate.metrics import get_metric
+
+    spec = get_metric(metric, task=task)
+    task, y, pred, proba, indices = _encoded(task, labels, y_true, prediction, probabilities,
+                                             threshold=threshold)
+    rng = np.random.default_rng(seed)
+    if len(y) > max_rows:
+        keep = np.sort(rng.choice(len(y), max_rows, replace=False))
+        y, pred = y[keep], pred[keep]
+        proba = None if proba is None else proba[keep]
+    if len(y) < 2:
+        return None
+    weights = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+    if spec.resampled is not None:
+        values = np.asarray(spec.resampled(weights, y, pred, proba, indices), dtype=float)
+    else:  # one call per resample
+        values = np.array([_score_once(spec, w, y, pred, proba, indices) for w in weights])
+    values = values[np.isfinite(values)]
+    if len(values) < resamples // 2:
+        return None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _score_once(spec: Any, weights: Any, y: Any, pred: Any, proba: Any, indices: Any) -> float:
+    import numpy as np
+
+    rows = np.repeat(np.arange(len(y)), weights)
+    try:
+        return float(spec.compute(y[rows], pred[rows], None if proba is None else proba[rows],
+                                  indices))
+    except ValueError:
+        return float("nan")
+
+
+def _encoded(task: str, labels: Sequence[Any], y_true: Any, prediction: Any,
+             probabilities: Any, *, threshold: float | None
+             ) -> tuple[str, Any, Any, Any, list[int] | None]:
+    """Return (task, y, pred, proba, label indices) as the metric table takes them."""
+    import numpy as np
+
+    from loopml.evaluate.metrics import TASKS
     from loopml.monitor.calibration import _matrix
 
     if task not in TASKS:
@@ -85,7 +151,7 @@ def realised_metrics(task: str, labels: Sequence[Any], y_true: Any, prediction: 
         y = _numbers(truth)
         pred = _numbers(predicted)
         keep &= np.isfinite(y) & np.isfinite(pred)
-        return all_metrics(task, y[keep], pred[keep], None)
+        return task, y[keep], pred[keep], None, None
     classes = list(labels)
     if len(classes) < 2:
         raise InvalidInput(f"a {task} model needs its classes (the signature's outputs.labels),"
@@ -106,8 +172,10 @@ def realised_metrics(task: str, labels: Sequence[Any], y_true: Any, prediction: 
         keep &= ~p_invalid
     else:
         raise InvalidInput("realised_metrics: predictions or probabilities are needed")
-    return all_metrics(task, y[keep], pred[keep], None if proba is None else proba[keep],
-                       labels=list(range(len(classes))))
+    return (task, y[keep], pred[keep], None if proba is None else proba[keep],
+            list(range(len(classes))))
+
+
 
 
 def _arrow(values: Any) -> pa.Array:

@@ -90,6 +90,7 @@ class Monitor:
         self._references: dict[int, Reference] = {}
         self._extras: dict[int, dict[str, Any]] = {}
         self._records: dict[int, ModelVersionRecord] = {}
+        self._parsers: dict[int, Any] = {}
 
     @property
     def monitoring(self) -> Any:
@@ -200,7 +201,7 @@ class Monitor:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from loopml.monitor.logscan import parse_inputs, prediction_values, window_keys
+        from loopml.monitor.logscan import InputParser, prediction_values, window_keys
         from loopml.serve.predlog_format import TornSegment
         from loopml.serve.predlog_read import read_segment
         from loopml.serve.predlog_sinks import _split
@@ -223,9 +224,11 @@ class Monitor:
                 result.skipped.append((segment.path, f"version {version}: {exc}"))
                 continue
             record = self.record(version)
-            columns = {name: _logscan_kind(record, name, ref.kind)
-                       for name, ref in reference.features.items() if ref.pii is None}
-            features, invalid = parse_inputs(part.column("inputs"), columns)
+            if version not in self._parsers:  # one per version: it learns the columns' types
+                self._parsers[version] = InputParser({
+                    name: _logscan_kind(record, name, ref.kind)
+                    for name, ref in reference.features.items() if ref.pii is None})
+            features, invalid = self._parsers[version].parse(part.column("inputs"))
             outputs = record.signature.get("outputs", {})
             predicted = prediction_values(
                 part, task=record.task, labels=list(outputs.get("labels") or []),
@@ -346,7 +349,7 @@ class Monitor:
         """Realised metrics from the labels so far, and the estimate from confidence."""
         from loopml.monitor.calibration import Calibrator, estimate_metrics
         from loopml.monitor.labels import join_labels
-        from loopml.monitor.performance import realised_metrics
+        from loopml.monitor.performance import realised_interval, realised_metrics
 
         record = self.record(window.version)
         extras = self.model_extras(window.version)
@@ -357,8 +360,9 @@ class Monitor:
         reference_value = (extras.get("test_metrics") or record.metrics or {}).get(metric)
         table = self._window_rows(window)
         out: dict[str, Any] = {"metric": metric, "reference": reference_value,
-                               "labeled_rows": 0, "realised": None, "estimated": None,
-                               "drop": None, "estimated_drop": None}
+                               "labeled_rows": 0, "realised": None, "interval": None,
+                               "estimated": None, "drop": None, "drop_low": None,
+                               "estimated_drop": None}
         if table is None or not table.num_rows:
             return out
         threshold = outputs.get("threshold")
@@ -369,13 +373,19 @@ class Monitor:
             out["labeled_rows"] = joined.labeled
             if joined.labeled >= self.settings.performance.min_labeled_rows:
                 mask = joined.mask
-                realised = realised_metrics(
-                    record.task, classes, joined.y_true.filter(mask),
-                    table.column("prediction").filter(mask),
-                    None if probabilities is None else probabilities[mask],
-                    threshold=threshold)
+                args = (record.task, classes, joined.y_true.filter(mask),
+                        table.column("prediction").filter(mask),
+                        None if probabilities is None else probabilities[mask])
+                realised = realised_metrics(*args, threshold=threshold)
                 out["realised"] = realised
                 out["drop"] = _drop(metric, reference_value, realised.get(metric))
+                # How much worse at least, with 95% confidence: a small window's bad luck
+                # (or a lucky card) is not an alert; the drop must hold beyond its noise.
+                interval = realised_interval(*args, metric=metric, threshold=threshold)
+                if interval is not None:
+                    out["interval"] = list(interval)
+                    better_end = interval[1] if _direction(metric) > 0 else interval[0]
+                    out["drop_low"] = _drop(metric, reference_value, better_end)
         calibrator = extras.get("calibrator")
         if probabilities is not None and calibrator and record.task != "regression":
             estimated = estimate_metrics(record.task, classes, probabilities,
@@ -489,14 +499,17 @@ def _default_metric(task: str) -> str:
                                                                                     "accuracy")
 
 
-def _drop(metric: str, reference: float | None, value: float | None) -> float | None:
-    """Return how much worse ``value`` is than ``reference`` (positive: worse)."""
+def _direction(metric: str) -> int:
     from loopml.evaluate.metrics import METRICS
 
+    return METRICS[metric].direction if metric in METRICS else 1
+
+
+def _drop(metric: str, reference: float | None, value: float | None) -> float | None:
+    """Return how much worse ``value`` is than ``reference`` (positive: worse)."""
     if reference is None or value is None:
         return None
-    direction = METRICS[metric].direction if metric in METRICS else 1
-    return float((reference - value) * direction)
+    return float((reference - value) * _direction(metric))
 
 
 def _iso(value: datetime | None) -> str | None:

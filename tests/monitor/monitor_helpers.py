@@ -1,0 +1,59 @@
+"""Prediction logs for monitoring tests: a model's real outputs on generated rows, published."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from loopml.serve.predlog_format import _ROW_MAKERS, KINDS
+from loopml.serve.predlog_sinks import _sink_for
+
+
+def publish(folder: Path | str, kind: str, records: list[dict[str, Any]]) -> str:
+    """Publish ``records`` as one segment of ``kind`` (as the server's writer does); its name."""
+    rows = [_ROW_MAKERS[kind](record, 0) for record in records]
+    schema = KINDS[kind]
+    table = pa.table({field.name: [row[i] for row in rows] for i, field in enumerate(schema)},
+                     schema=schema)
+    sink = _sink_for(folder, kind)
+    sink.open()
+    return sink.publish(table)
+
+
+def traffic(model: Any, frame: Any, *, name: str, version: int, when: datetime,
+            columns: list[str], target: str = "default", request_rows: int = 10
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (prediction records, feedback records) of ``model`` answering ``frame``'s rows."""
+    import json
+
+    labels = model.predict(frame[columns]).tolist()
+    proba = model.predict_proba(frame[columns]).tolist() if hasattr(model, "predict_proba") \
+        else [None] * len(frame)
+    inputs = json.loads(frame[columns].to_json(orient="records"))
+    truth = frame[target].tolist()
+    predictions, feedback = [], []
+    for start in range(0, len(frame), request_rows):
+        request_id = uuid.uuid4().hex
+        for row in range(min(request_rows, len(frame) - start)):
+            i = start + row
+            predictions.append({"request_id": request_id, "row": row, "ts": when,
+                                "model": name, "version": version, "flavour": "native",
+                                "latency_ms": 1.0, "prediction": labels[i],
+                                "probabilities": proba[i], "inputs": inputs[i]})
+            feedback.append({"request_id": request_id, "row": row, "ts": when,
+                             "label": truth[i]})
+    return predictions, feedback
+
+
+def credit_home(root: Path) -> Path:
+    """Return the home of a workspace with ``credit@1`` (champion), a small logistic model."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "serve"))
+    from server_helpers import credit_workspace
+
+    return credit_workspace(root, versions=1, rows=2000)
