@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loopml.data.profile import profile_parquet
+from loopml.data.profile import profile_parquet, reference_edges, reference_probabilities
 from loopml.errors import InvalidInput
 from loopml.monitor.drift import window_drift, window_quality
-from loopml.monitor.sketch import EDGE_SAMPLE, Reference, WindowSketch
+from loopml.monitor.sketch import EDGE_SAMPLE, Reference, WindowSketch, bin_slots
 
 ODD = ["prix €", 'say "hi"', "it's", "<script>alert(1)</script>", "a b\tc", "日本語"]
 EMAILS = [f"person{i}@example.org" for i in range(400)]
@@ -224,3 +224,22 @@ def test_streamed_reference_matches_the_frame_one(tmp_path, rows):
             else:  # a sample's quantiles: still close to equal mass
                 shares = np.array(b.counts[2:-1]) / sum(b.counts)
                 assert np.all(np.abs(shares - shares.mean()) < 0.01), name
+
+
+@pytest.mark.parametrize("shape", ["normal", "uniform", "lognormal", "integer", "exponential"])
+def test_bin_slots_equal_searchsorted(shape):
+    rng = np.random.default_rng(6)
+    draw = {"normal": lambda n: rng.normal(size=n), "uniform": lambda n: rng.random(n),
+            "lognormal": lambda n: rng.lognormal(3, 1.5, n),
+            "integer": lambda n: rng.integers(0, 9, n).astype(float),
+            "exponential": lambda n: rng.exponential(2.0, n)}[shape]
+    ref = draw(50_000)
+    edges = reference_edges(ref.min(), ref.max(),
+                            np.quantile(ref, reference_probabilities()).tolist())
+    e = np.asarray(edges)
+    near = np.concatenate([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)])
+    values = np.concatenate([draw(40_000) * 1.2, near, [-1e300, 1e300, 0.0]])
+    counts = np.bincount(np.searchsorted(e, ref), minlength=e.size + 1).tolist()
+    expected = np.searchsorted(e, values, side="left")
+    assert (bin_slots(edges, values) == expected).all()
+    assert (bin_slots(edges, values, counts=counts) == expected).all()

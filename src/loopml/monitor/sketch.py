@@ -15,6 +15,7 @@ values ``> edges[-1]`` (above); the reference's two outer entries are 0. Datetim
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -287,7 +288,7 @@ class _Builder:
         self._edges()
         for name, edges in self.edges.items():
             values = _finite(numeric_values(table.column(name)))
-            self.counts[name] += np.bincount(np.searchsorted(edges, values, side="left"),
+            self.counts[name] += np.bincount(bin_slots(edges.tolist(), values),
                                              minlength=edges.size + 1)
 
     def reference(self, source: str) -> Reference:
@@ -562,8 +563,7 @@ def _update(sketch: FeatureSketch, ref: FeatureRef, column: Any, rows: int, inva
         if finite.size == 0:
             return
         if sketch.counts is not None:
-            slots = np.searchsorted(np.asarray(ref.edges, dtype=np.float64), finite,
-                                    side="left")
+            slots = bin_slots(ref.edges or [], finite, counts=ref.counts)
             sketch.counts = (np.asarray(sketch.counts)
                              + np.bincount(slots, minlength=len(sketch.counts))).tolist()
         sketch.min = _pick(min, sketch.min, float(finite.min()))
@@ -634,6 +634,71 @@ def numeric_values(column: Any) -> np.ndarray:
     elif not pa.types.is_floating(kind):
         raise InvalidInput(f"a number was expected, got a column of {kind}")
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def bin_slots(edges: list[float], values: np.ndarray, *,
+              counts: list[float] | None = None) -> np.ndarray:
+    """Return each value's count slot: ``numpy.searchsorted(edges, values, side="left")``.
+
+    Binary search costs ~30 ns a value; a lookup over ``CELLS`` equal-width cells answers
+    most values in a few vectorised passes (3x faster on bell-shaped data), and the values in
+    cells an edge is near are searched. ``counts`` (the reference's, one per slot) tell how
+    much mass such cells hold: skewed or few-valued columns keep the plain search.
+
+    >>> import numpy as np
+    >>> bin_slots([0.0, 1.0, 2.0], np.array([-1.0, 0.0, 0.5, 1.0, 3.0])).tolist()
+    [0, 0, 1, 1, 3]
+    """
+    import numpy as np
+
+    plan = _bin_plan(tuple(edges), None if counts is None else tuple(counts)) \
+        if values.size >= 8192 else None
+    if plan is None:
+        return np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+    low, width, slot, sure = plan
+    index = np.floor((values - low) / width)
+    np.clip(index, -1, CELLS, out=index)
+    cells = index.astype(np.intp)
+    cells += 1
+    out = slot[cells]
+    unsure = ~sure[cells]
+    if unsure.any():
+        out[unsure] = np.searchsorted(np.asarray(edges, dtype=np.float64), values[unsure],
+                                      side="left")
+    return out
+
+
+CELLS = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _bin_plan(edges: tuple[float, ...], counts: tuple[float, ...] | None) -> Any:
+    """Return (low, width, slot per cell, cell is sure) or None where a lookup would not pay."""
+    import numpy as np
+
+    e = np.asarray(edges, dtype=np.float64)
+    if e.size < 8:
+        return None
+    low, width = e[0], (e[-1] - e[0]) / CELLS
+    if not (width > 0 and np.isfinite(width)) or np.all(e[1:] == np.round(e[1:])):
+        return None  # whole-number edges: values sit on the edges, every cell is unsure
+    start = np.searchsorted(e, low + width * np.arange(CELLS + 1), side="left")
+    # cell c+1 holds [low + c w, low + (c+1) w); cell 0 everything below low (slot 0, exact:
+    # v < low gives a negative index), the last everything from the top edge on (searched).
+    # A cell is sure when no edge lies in it or its neighbours (the index's rounding).
+    padded = np.concatenate([[start[0]], start, [start[-1] + 1]])
+    sure = np.concatenate([[True], padded[:-3] == padded[3:], [False]])
+    slot = np.concatenate([[0], start[:-1], [e.size]]).astype(np.intp)
+    if counts is not None:  # mass the reference puts in unsure cells, bin by bin
+        share = np.asarray(counts[1:-1], dtype=np.float64)
+        share = share / share.sum() if share.sum() > 0 else share
+        first = np.clip(np.floor((e[:-1] - low) / width).astype(np.intp) + 1, 1, CELLS)
+        last = np.clip(np.floor((e[1:] - low) / width).astype(np.intp) + 1, 1, CELLS)
+        unsure = np.concatenate([[0], np.cumsum(~sure)])
+        fraction = (unsure[last + 1] - unsure[first]) / (last - first + 1)
+        if float(np.dot(share, fraction)) > 0.3:
+            return None
+    return low, width, slot, sure
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
