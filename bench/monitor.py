@@ -590,14 +590,18 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def print_table(rows: list[dict[str, Any]], data: dict[str, dict[str, Any]]) -> None:
-    print("\ncase   rows        data MB  tool       seconds  process s  peak MB  peak/data  ended")
+    print("\ncase   data MB  tool        seconds  (reference)  process s  peak MB  (baseline)"
+          "  peak/data  ended")
     for row in rows:
         if row.get("case") not in data:
             continue
-        seconds = row.get("seconds")
-        print(f"{row['case']:<6} {row['rows']:>10,}  {data[row['case']]['data_nbytes'] / 1e6:>7.0f}"
-              f"  {row['tool']:<9} {'-' if seconds is None else f'{seconds:.2f}':>8}"
+        seconds, reference = row.get("seconds"), row.get("reference_seconds")
+        baseline = row.get("baseline_rss_mb")
+        print(f"{row['case']:<6} {data[row['case']]['data_nbytes'] / 1e6:>7.0f}  {row['tool']:<9}"
+              f"  {'-' if seconds is None else f'{seconds:.2f}':>7}"
+              f"  {'' if reference is None else f'({reference:.2f})':>11}"
               f"  {row['process_wall_s']:>9.1f}  {row['peak_rss_mb']:>7.0f}"
+              f"  {'' if baseline is None else f'({baseline:.0f})':>10}"
               f"  {row['peak_vs_data']:>9.2f}  {row['ended']}")
 
 
