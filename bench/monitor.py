@@ -52,6 +52,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import machine, versions, write_report  # bench/common.py, beside this script
+
 # This file is bench/monitor.py: keep its folder from shadowing installed packages.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
@@ -623,8 +625,6 @@ def main() -> None:
     if args.child:
         child_loopml(*args.child)
         return
-    from common import machine, versions, write_report  # bench/common.py, beside this script
-
     if not (EVIDENTLY_VENV / "bin" / "python").exists():
         sys.exit(f"no Evidently venv at {EVIDENTLY_VENV}: run `make bench-monitor`, which "
                  f"makes it (Evidently 0.7 needs pandas < 3, so it lives apart)")
