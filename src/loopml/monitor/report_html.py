@@ -283,7 +283,7 @@ def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> s
             _version_marks(ax, versions)
             _ticks(ax, labels)
             ax.set(title="Share of drifted features per window", ylim=(-0.02, 1.02))
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(fontsize=7, loc="best")
 
         parts.append(_image(draw, (7.5, 2.8)))
     rows = []
@@ -332,7 +332,7 @@ def _performance_over_time(windows: list[dict[str, Any]]) -> str:
             _version_marks(ax, versions)
             _ticks(ax, labels)
             ax.set(title=_plain(_clean(metric)) + " per window")
-            ax.legend(fontsize=7, loc="lower left")
+            ax.legend(fontsize=7, loc="best")
 
         parts.append(_image(draw, (7.5, 2.8)))
     rows = []
