@@ -406,8 +406,9 @@ def _distribution_plots(report: dict[str, Any], window: dict[str, Any],
         if image:
             figures.append(f"<figure>{image}<figcaption>{_text(name)}</figcaption></figure>")
     note = (f"<p class='note'>Distributions of {len(figures)} of {len(names)} features "
-            "(drifted first, then the largest effects), reference vs latest window, as shares "
-            "of the non-missing values on the reference's bins.</p>")
+            "(drifted first, then the largest effects), reference vs latest window: shares of "
+            "the non-missing values on equal-width bins over the central 99% of both sides; "
+            "a title gives the share outside the reference's range.</p>")
     return note + "<div class='plots'>" + "".join(figures) + "</div>"
 
 
@@ -451,7 +452,7 @@ def _quality(windows: list[dict[str, Any]], pii: set[str]) -> str:
             if name in pii:
                 unseen = "<span class='note'>personal data: values not shown</span>"
             else:
-                unseen = _text(", ".join(f"{_clip(v)} ({_num(n)})" for v, n in _pairs(
+                unseen = _text(", ".join(f"{_clip(v)} ({_clip(n)})" for v, n in _pairs(
                     c.get("unseen_top"))[:5]))
             rows.append(f"<tr><td>{_text(name)}</td>"
                         + "".join(f"<td class='num'>{_share(c.get(k))}</td>" for k in (
