@@ -71,12 +71,13 @@ def test_summary_limits_rows_and_handles_an_empty_report() -> None:
 def test_user_text_is_never_markup() -> None:
     report = make_report(windows=1)
     report["model"] = "[bold red]m[/]\x1b[2J"
-    report["windows"][0]["drift"]["drifted"] = ["[link=http://x]a[/link]", SCRIPT]
+    report["windows"][0]["drift"]["drifted"] = ["[link=http://x]a[/link]", SCRIPT, "x" * 300]
     console = _console()
     print_summary(console, report)
     text = console.export_text()
     assert "[bold red]m[/]\\x1b[2J" in text
     assert "[link=http://x]a[/link]" in text
+    assert "x" * 39 + "…" in text and "x" * 41 not in text
     assert "\x1b" not in text
 
 
@@ -92,7 +93,8 @@ def test_alerts_table_takes_dicts_and_records() -> None:
                               webhook=None),
               AlertRecord(id=3, model="credit", version=3, window="1d",
                           start_key=1796083200000, kind="quality", severity="warning",
-                          message="city: 8.3% unseen", details={"share": 0.083},
+                          message="city: 8.3% unseen", details={"share": 0.083,
+                                                                 "p": float("nan")},
                           created_at=created, webhook="failed: timeout"),
               AlertRecord(id=4, model="credit", version=3, window="500rows", start_key=7,
                           kind="drift", severity="critical", message="rows", details={},
@@ -111,7 +113,8 @@ def test_alerts_table_takes_dicts_and_records() -> None:
     assert data[0]["created_at"] == "2026-11-30T07:00:00+00:00"
     assert data[1]["window_start"] == created.isoformat() and data[1]["webhook"] is None
     assert data[2]["window_start"] == "2026-12-01T00:00:00+00:00"
-    assert data[2]["details"] == {"share": 0.083} and data[3]["window_start"] == "#7"
+    assert data[2]["details"] == {"share": 0.083, "p": None}
+    assert data[3]["window_start"] == "#7"
 
 
 def test_report_json_is_strict_without_pii_values() -> None:

@@ -86,7 +86,8 @@ def _window_row(window: dict[str, Any], alerts: list[Any], metric: str) -> list[
     performance = window.get("performance") if isinstance(window.get("performance"),
                                                           dict) else {}
     drifted = [str(n) for n in _list(drift.get("drifted"))]
-    names = ", ".join(drifted[:3]) + (f" +{len(drifted) - 3}" if len(drifted) > 3 else "")
+    names = ", ".join(n if len(n) <= 40 else n[:39] + "…" for n in drifted[:3]) \
+        + (f" +{len(drifted) - 3}" if len(drifted) > 3 else "")
     share = _float(drift.get("share"))
     share_text = "-" if not math.isfinite(share) else f"{share:.1%}"
     issues = len(_list(quality.get("issues")))
@@ -105,7 +106,9 @@ def _window_row(window: dict[str, Any], alerts: list[Any], metric: str) -> list[
 
 
 def alerts_json(alerts: list[Any]) -> list[dict[str, Any]]:
-    """Return alert records (dicts or objects) as JSON-ready dicts, with ``window_start``."""
+    """Return alert records (dicts or objects) as strict-JSON-ready dicts, with ``window_start``."""
+    from loopml.evaluate.card import json_safe
+
     out = []
     for alert in alerts:
         record = {key: _field(alert, key) for key in ALERT_FIELDS
@@ -114,7 +117,7 @@ def alerts_json(alerts: list[Any]) -> list[dict[str, Any]]:
         for key, value in record.items():
             if isinstance(value, datetime):
                 record[key] = value.isoformat()
-        out.append(record)
+        out.append(json_safe(record))
     return out
 
 
