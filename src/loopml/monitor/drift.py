@@ -116,9 +116,16 @@ def window_drift(reference: Reference, sketch: WindowSketch,
         if stats is not None:
             computed[name] = stats
     monitored = [name for name in reference.features if name not in notes]
-    p_values = np.array([computed[name].p_value for name in monitored], dtype=np.float64)
-    adjusted = dict(zip(monitored, adjust_pvalues(p_values, settings.correction).tolist(),
-                        strict=True)) if monitored else {}
+    # The output distribution's test is one more of the window's family: corrected with the
+    # features', so a window is not flagged by the one test nothing else corrects.
+    output = _prediction_stats(reference.prediction, sketch.prediction, settings) \
+        if reference.prediction is not None else None
+    family = [computed[name].p_value for name in monitored]
+    if output is not None and output[1] is not None:
+        family.append(output[1].p_value)
+    adjusted_all = adjust_pvalues(np.array(family, dtype=np.float64),
+                                  settings.correction).tolist() if family else []
+    adjusted = dict(zip(monitored, adjusted_all, strict=False))
     features = []
     for name, ref in reference.features.items():
         stats = computed.get(name)
@@ -132,8 +139,9 @@ def window_drift(reference: Reference, sketch: WindowSketch,
         features.append(_result(ref, stats, adjusted[name], drifted=drifted, monitored=True,
                                 decided_by=decided_by))
     prediction = None
-    if reference.prediction is not None:
-        prediction = _prediction_drift(reference.prediction, sketch.prediction, settings)
+    if reference.prediction is not None and output is not None:
+        p_output = adjusted_all[-1] if output[1] is not None else None
+        prediction = _prediction_drift(reference.prediction, output, p_output, settings)
     drifted = [f.name for f in features if f.drifted]
     share = len(drifted) / len(monitored) if monitored else 0.0
     dataset_drift = bool(monitored) and share >= settings.share
@@ -222,17 +230,26 @@ def _decide(stats: _Stats, p_adjusted: float, settings: DriftSettings, *,
     return False, f"{name} p={p:.3g} >= {settings.alpha:g} ({correction})"
 
 
-def _prediction_drift(ref: FeatureRef, window: FeatureSketch | None,
-                      settings: DriftSettings) -> FeatureDrift:
-    """Return the output distribution's drift: its own test, no correction (one test)."""
+def _prediction_stats(ref: FeatureRef, window: FeatureSketch | None,
+                      settings: DriftSettings) -> tuple[str | None, _Stats | None]:
+    """Return (why not monitored, statistics) of the output distribution."""
     note = _not_monitored(ref, window, settings)
     stats = _statistics(ref, window) if ref.has_reference and window is not None else None
-    if note is not None or stats is None:
+    if note is None and stats is None:
+        note = "no predictions in the window"
+    return note, (None if note is not None else stats)
+
+
+def _prediction_drift(ref: FeatureRef, output: tuple[str | None, _Stats | None],
+                      p_adjusted: float | None, settings: DriftSettings) -> FeatureDrift:
+    """Return the output distribution's drift, its p-value corrected with the features'."""
+    note, stats = output
+    if note is not None or stats is None or p_adjusted is None:
         note = note or "no predictions in the window"
         return _result(ref, stats, None, drifted=False, monitored=False,
                        decided_by=f"no verdict: {note}", note=note)
-    drifted, decided_by = _decide(stats, stats.p_value, settings, correction="one test")
-    return _result(ref, stats, stats.p_value, drifted=drifted, monitored=True,
+    drifted, decided_by = _decide(stats, p_adjusted, settings, correction=settings.correction)
+    return _result(ref, stats, p_adjusted, drifted=drifted, monitored=True,
                    decided_by=decided_by)
 
 
@@ -347,10 +364,44 @@ def compare(reference: Any, current: Any, *, columns: Iterable[str] | None = Non
     """
     columns = None if columns is None else list(columns)
     ref = _reference(reference, columns)
-    sketch = WindowSketch.empty(ref)
-    for batch in _batches(current, list(ref.features)):
-        sketch.update(batch, reference=ref)
+    if isinstance(current, str | Path):
+        sketch = _sketch_parquet(ref, _parquet_path(current, "current"))
+    else:
+        sketch = WindowSketch.empty(ref)
+        for batch in _batches(current, list(ref.features)):
+            sketch.update(batch, reference=ref)
     return window_drift(ref, sketch, settings or DriftSettings())
+
+
+def _sketch_parquet(ref: Reference, path: Path) -> WindowSketch:
+    """Return the sketch of a Parquet file, read a few columns at a time (bounded memory)."""
+    import pyarrow.parquet as pq
+
+    from loopml.monitor.sketch import COLUMNS_PER_READ, iter_parquet
+
+    file = pq.ParquetFile(path)
+    present = [n for n in ref.features if n in file.schema_arrow.names]
+    rows = file.metadata.num_rows
+    sketch = WindowSketch.empty(ref)
+    absent = [n for n in ref.features if n not in present]
+    for start in range(0, len(present), COLUMNS_PER_READ):
+        group = present[start:start + COLUMNS_PER_READ]
+        part = Reference(features={n: ref.features[n] for n in group}, prediction=None,
+                         rows=ref.rows, source=ref.source)
+        piece = WindowSketch.empty(part)
+        for batch in iter_parquet(file, group, batch_rows=BATCH_ROWS):
+            piece.update(batch, reference=part)
+        sketch.features.update(piece.features)
+    if absent:  # columns the file lacks: every row missing
+        import pyarrow as pa
+
+        part = Reference(features={n: ref.features[n] for n in absent}, prediction=None,
+                         rows=ref.rows, source=ref.source)
+        piece = WindowSketch.empty(part)
+        piece.update(pa.table({"_": pa.nulls(rows)}), reference=part)
+        sketch.features.update(piece.features)
+    sketch.rows = rows
+    return sketch
 
 
 def _reference(reference: Any, columns: list[str] | None) -> Reference:
@@ -374,15 +425,6 @@ def _reference(reference: Any, columns: list[str] | None) -> Reference:
 def _batches(current: Any, names: list[str]) -> Iterator[pa.Table]:
     import pyarrow as pa
 
-    if isinstance(current, str | Path):
-        import pyarrow.parquet as pq
-
-        path = _parquet_path(current, "current")
-        file = pq.ParquetFile(path)
-        present = [n for n in names if n in file.schema_arrow.names]
-        for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=present):
-            yield pa.Table.from_batches([batch])
-        return
     if isinstance(current, pa.RecordBatch):
         current = pa.Table.from_batches([current])
     if not isinstance(current, pa.Table):
