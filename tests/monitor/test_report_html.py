@@ -405,3 +405,20 @@ def pa_table(frame: object) -> object:
     import pyarrow as pa
 
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def test_latest_window_is_the_served_versions() -> None:
+    import copy
+
+    report = make_report()
+    report["served_version"] = 1
+    assert "Features in the latest window (2026-11-21, version 1)" in render_report(report)
+    # The day a version replaced another: two windows share a start, one line per version.
+    overlap = copy.deepcopy(report["windows"][-1])
+    overlap["version"] = 3
+    report["windows"].append(overlap)
+    report["reference"]["3"] = report["reference"]["2"]
+    report["served_version"] = 3
+    page = render_report(report, max_feature_plots=0)
+    assert "Features in the latest window (2026-11-23, version 3)" in page
+    assert len(_images(page)) == 2 + 1  # drift and performance over time, the prediction's

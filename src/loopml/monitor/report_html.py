@@ -56,6 +56,7 @@ overflow-wrap:anywhere} summary{cursor:pointer;color:#555}
 # Effect-size columns of the feature table: key in FeatureDrift JSON, header.
 _EFFECTS = (("wasserstein_norm", "Wasserstein/std"), ("js_distance", "JS distance"),
             ("psi", "PSI"))
+_PALETTE = ("#4c78a8", "#e45756", "#54a24b", "#b279a2", "#f58518", "#72b7b2", "#9d755d")
 # Label length in plots: longer names are cut (the tables show them whole).
 _LABEL = 40
 
@@ -78,10 +79,10 @@ def render_report(report: dict[str, Any], *, max_feature_plots: int = 24) -> str
     parts.append(_drift_over_time(report, windows))
     parts.append(_performance_over_time(windows))
     if windows:
-        parts.append(_features(report, windows[-1], pii, max_feature_plots))
+        parts.append(_features(report, _latest(report, windows), pii, max_feature_plots))
     parts.append(_prediction(report, windows))
     if windows:
-        parts.append(_quality(windows, pii))
+        parts.append(_quality(report, windows, pii))
     parts.append(_skipped(report))
     parts.append("</body></html>")
     return "".join(parts)
@@ -211,7 +212,7 @@ def _summary(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
              ("prediction log", _text(report.get("log_dir") or "—")),
              ("generated", _text(report.get("generated_at") or "—"))]
     body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
-    latest = _get(windows[-1], "drift", "rule") if windows else None
+    latest = _get(_latest(report, windows), "drift", "rule") if windows else None
     rule = f"<p>{_rule_text(report)}</p>"
     if latest:
         rule += f"<p class='meta'>In the latest window: {_text(latest)}</p>"
@@ -273,15 +274,14 @@ def _drift_over_time(report: dict[str, Any], windows: list[dict[str, Any]]) -> s
     threshold = _float(_get(report, "settings", "drift", "share"))
     parts = ["<h2>Drift over time</h2>"]
     if any(not math.isnan(s) for s in shares):
-        labels, versions = [_label(w) for w in windows], [w.get("version") for w in windows]
-
         def draw(ax: Any) -> None:
-            ax.plot(range(len(shares)), shares, marker="o", ms=3, color="#4c78a8",
-                    label="share of drifted features")
+            xs = _time_axis(windows)
+            for i, (suffix, x, y) in enumerate(_by_version(windows, xs, shares)):
+                ax.plot(x, y, marker="o", ms=3, color=_PALETTE[i % len(_PALETTE)],
+                        label=suffix.strip(" ()") or "share of drifted features")
             if math.isfinite(threshold):
                 ax.axhline(threshold, ls=":", c="#c0392b", label="window drifts at")
-            _version_marks(ax, versions)
-            _ticks(ax, labels)
+            _window_axis(ax, windows, xs)
             ax.set(title="Share of drifted features per window", ylim=(-0.02, 1.02))
             ax.legend(fontsize=7, loc="best")
 
@@ -317,22 +317,32 @@ def _performance_over_time(windows: list[dict[str, Any]]) -> str:
     realised = [_metric(p.get("realised"), metric) for p in performances]
     estimated = [_metric(p.get("estimated"), metric) for p in performances]
     reference = [_float(p.get("reference")) for p in performances]
-    labels, versions = [_label(w) for w in windows], [w.get("version") for w in windows]
     parts = ["<h2>Performance over time</h2>"]
     if all(math.isnan(v) for v in realised + estimated):
         parts.append("<p class='note'>No window has a realised figure (not enough labelled "
                      "rows yet) or an estimate.</p>")
     if any(not math.isnan(v) for v in realised + estimated):
         def draw(ax: Any) -> None:
-            x = range(len(windows))
-            ax.step(x, reference, where="mid", c="grey", ls="--", label="model card (test)")
-            ax.plot(x, realised, marker="o", ms=3, c="#4c78a8", label="realised (labels)")
-            ax.plot(x, estimated, marker="s", ms=3, ls=":", c="#f58518",
-                    label="estimated (confidence)")
-            _version_marks(ax, versions)
-            _ticks(ax, labels)
+            xs = _time_axis(windows)
+            series = zip(_by_version(windows, xs, realised), _by_version(windows, xs, estimated),
+                         _by_version(windows, xs, reference), strict=True)
+            from matplotlib.lines import Line2D
+
+            # Line styles say what a figure is, colours which version: one legend entry each.
+            handles = [Line2D([], [], c="grey", marker="o", ms=3, label="realised (labels)"),
+                       Line2D([], [], c="grey", marker="s", ms=3, ls=":",
+                              label="estimated (confidence)"),
+                       Line2D([], [], c="grey", ls="--", label="model card (test)")]
+            for i, ((suffix, x, real), (_, _, guess), (_, _, card)) in enumerate(series):
+                colour = _PALETTE[i % len(_PALETTE)]
+                ax.plot(x, card, ls="--", c=colour, alpha=0.6)
+                ax.plot(x, real, marker="o", ms=3, c=colour)
+                ax.plot(x, guess, marker="s", ms=3, ls=":", c=colour)
+                if suffix:
+                    handles.append(Line2D([], [], c=colour, lw=4, label=suffix.strip(" ()")))
+            _window_axis(ax, windows, xs)
             ax.set(title=_plain(_clean(metric)) + " per window")
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(handles=handles, fontsize=7, loc="best")
 
         parts.append(_image(draw, (7.5, 2.8)))
     rows = []
@@ -431,8 +441,9 @@ def _prediction(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
                "decided by", "drifted"]
     parts = ["<h2>Prediction drift</h2><table><tr>"
              + "".join(f"<th>{h}</th>" for h in headers) + "</tr>" + "".join(rows) + "</table>"]
-    reference = reference_for(report, windows[-1].get("version")).get("prediction")
-    sketch = _get(windows[-1], "sketch", "prediction")
+    latest = _latest(report, windows)
+    reference = reference_for(report, latest.get("version")).get("prediction")
+    sketch = _get(latest, "sketch", "prediction")
     if isinstance(reference, dict) and isinstance(sketch, dict):
         image = _distribution("prediction", reference, sketch)
         if image:
@@ -441,8 +452,8 @@ def _prediction(report: dict[str, Any], windows: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _quality(windows: list[dict[str, Any]], pii: set[str]) -> str:
-    latest = windows[-1]
+def _quality(report: dict[str, Any], windows: list[dict[str, Any]], pii: set[str]) -> str:
+    latest = _latest(report, windows)
     parts = [f"<h2>Data quality in the latest window ({_text(_label(latest))})</h2>"]
     columns = [c for c in _list(_get(latest, "quality", "columns")) if isinstance(c, dict)]
     if columns:
@@ -642,20 +653,44 @@ def _image(draw: Any, size: tuple[float, float]) -> str:
         return _png(draw, size)
 
 
-def _ticks(ax: Any, labels: list[str]) -> None:
-    step = max(1, math.ceil(len(labels) / 10))
-    positions = list(range(0, len(labels), step))
-    ax.set_xticks(positions, [_plain(_short(labels[i], 16)) for i in positions], rotation=30,
+def _time_axis(windows: list[dict[str, Any]]) -> list[float]:
+    """Return each window's place on the x axis: its start in days (since 1970) when every
+    window has one, so gaps in time show as gaps; else its position in the list.
+    """
+    starts = [_epoch_ms(w.get("start")) for w in windows]
+    if starts and all(s is not None for s in starts):
+        return [s / 86_400_000 for s in starts]
+    return [float(i) for i in range(len(windows))]
+
+
+def _by_version(windows: list[dict[str, Any]], xs: list[float], values: list[float]
+                ) -> list[tuple[str, list[float], list[float]]]:
+    """Return one series per version (label suffix, x, y), each in time order.
+
+    Windows of two versions can share a day (the day one replaced the other), so each
+    version gets its own line instead of one line zigzagging between them.
+    """
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for window, x, y in zip(windows, xs, values, strict=True):
+        groups.setdefault(str(window.get("version")), []).append((x, y))
+    several = len(groups) > 1
+    out = []
+    for version, points in groups.items():
+        points.sort(key=lambda point: point[0])
+        out.append((f" (v{_clean(version)})" if several else "", [p[0] for p in points],
+                    [p[1] for p in points]))
+    return out
+
+
+def _window_axis(ax: Any, windows: list[dict[str, Any]], xs: list[float]) -> None:
+    """Label at most 8 of the windows' places on the x axis with their names."""
+    labels: dict[float, str] = {}
+    for window, x in zip(windows, xs, strict=True):
+        labels.setdefault(x, _label(window))
+    places = sorted(labels)
+    chosen = places[::max(1, math.ceil(len(places) / 8))]
+    ax.set_xticks(chosen, [_plain(_short(labels[x], 16)) for x in chosen], rotation=30,
                   ha="right", fontsize=7)
-
-
-def _version_marks(ax: Any, versions: list[Any]) -> None:
-    """Draw a dotted line where the served version changes, labelled with the new version."""
-    for i in range(1, len(versions)):
-        if versions[i] != versions[i - 1]:
-            ax.axvline(i - 0.5, ls=":", c="#888")
-            ax.annotate(_plain(f"v{_clean(versions[i])}"), (i - 0.5, 1), xycoords=(
-                "data", "axes fraction"), fontsize=7, color="#555", va="top")
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -905,6 +940,13 @@ def _alert_start(alert: Any) -> str:
     if isinstance(start, datetime):
         start = start.isoformat()
     return "—" if start is None else _label({"start": start})
+
+
+def _latest(report: dict[str, Any], windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the newest window of the served version (of any version when none is named)."""
+    served = report.get("served_version")
+    own = [w for w in windows if served is not None and str(w.get("version")) == str(served)]
+    return (own or windows)[-1]
 
 
 def _label(window: dict[str, Any], *, end: bool = False) -> str:
