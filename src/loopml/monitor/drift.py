@@ -379,7 +379,7 @@ def _sketch_parquet(ref: Reference, path: Path) -> WindowSketch:
 
     from loopml.monitor.sketch import COLUMNS_PER_READ, iter_parquet
 
-    file = pq.ParquetFile(path)
+    file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering kept row groups: +300 MB
     present = [n for n in ref.features if n in file.schema_arrow.names]
     rows = file.metadata.num_rows
     sketch = WindowSketch.empty(ref)

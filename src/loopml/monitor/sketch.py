@@ -162,7 +162,7 @@ class Reference:
         path = Path(path)
         if not path.is_file():
             raise InvalidInput(f"{str(path)!r} is not a file: give the path of a Parquet file")
-        file = pq.ParquetFile(path)
+        file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering kept row groups: +300 MB
         schema = file.schema_arrow
         names = list(columns) if columns is not None else schema.names
         unknown = [c for c in names if c not in schema.names]
