@@ -148,29 +148,57 @@ def test_db_upgrade_and_current(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_loop_so_far(tmp_path):  # ~1 min: two trainings, ONNX, gates
-    result = loopml("demo", "--dir", str(tmp_path / "demo"))
+def test_demo_closes_the_loop(tmp_path):  # ~1.5 min: three trainings, ONNX, gates, serving
+    home = tmp_path / "demo"
+    result = loopml("demo", "--dir", str(home))
     assert result.returncode == 0, result.stderr
     assert "failed (3 violation(s))" in result.stdout  # the bad batch is caught
     card = Path(result.stdout.split("Model card:")[1].split()[0])
     assert card.is_file() and "Fairness by sensitive group" in card.read_text()
+    first = json.loads(loopml("models", "show", "demo@1", "--json", home=home).stdout)
+    assert first["export"]["parity"]["passed"] and first["artifacts"]["onnx"]["sha256"]
     runs = json.loads(loopml("runs", "list", "--children", "--json", "--limit", "200",
-                             home=tmp_path / "demo").stdout)
-    champion = json.loads(loopml("models", "show", "demo@champion", "--json",
-                                 home=tmp_path / "demo").stdout)
-    assert champion["version"] == 1 and champion["export"]["parity"]["passed"]
-    assert champion["artifacts"]["onnx"]["sha256"] and champion["flavour"] in ("onnx", "native")
-    history = json.loads(loopml("models", "history", "demo", "--json",
-                                home=tmp_path / "demo").stdout)
-    assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == \
-        [(None, 1, "moved"), (1, 2, "refused")]  # the weaker challenger is refused
-    assert "prediction log: 402 rows" in result.stdout  # 2 + 400 served requests, all logged
-    parent = next(r for r in runs if r["id"] == champion["run_id"])
+                             home=home).stdout)
+    parent = next(r for r in runs if r["id"] == first["run_id"])
     assert parent["status"] == "FINISHED" and parent["metrics"]["test_roc_auc"] > 0.65
     assert sum(r["parent_id"] == parent["id"] for r in runs) >= 4  # the search's trials
-    shown = json.loads(loopml("data", "show", "credit", "--json", home=tmp_path / "demo").stdout)
+    shown = json.loads(loopml("data", "show", "credit@1", "--json", home=home).stdout)
     assert shown["pii"]["applied"] == {"email": "hash"}
-    assert {u["role"] for u in shown["used_by"]} == {"train", "validation", "test"}
+
+    # Alerts: drift and performance on period 2 (windows 2 and 3 of v1), none on period 1
+    # (windows 0 and 1), none on the retrained champion.
+    alerts = json.loads(loopml("alerts", "list", "--json", home=home).stdout)
+    raised = {(a["version"], a["start_key"], a["kind"]) for a in alerts}
+    for window in (2, 3):
+        assert {(1, window, "drift"), (1, window, "performance")} <= raised
+    assert {(v, w) for v, w, _ in raised} <= {(1, 2), (1, 3)}
+
+    # The challenger was promoted by the retraining policy, after beating the champion on
+    # recent labelled rows it did not train on; a weaker one was refused before.
+    history = json.loads(loopml("models", "history", "demo", "--json", home=home).stdout)
+    assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == \
+        [(None, 1, "moved"), (1, 2, "refused"), (1, 3, "moved")]
+    champion = json.loads(loopml("models", "show", "demo@champion", "--json", home=home).stdout)
+    why = champion["why"][0]
+    assert champion["version"] == 3 and why["actor"] == "loopml retrain" and why["gates_passed"]
+    assert "credit-holdout@1" in why["reason"] and "alert" in why["reason"]
+    assert champion["lineage"]["dataset"] == "credit@2"
+    holdout = json.loads(loopml("data", "show", "credit-holdout", "--json", home=home).stdout)
+    assert holdout["rows"] > 100
+    assert "the server swapped by itself: demo@champion v1 → v3" in result.stdout
+
+    # Recent-window performance recovers: the new champion's windows beat the old one's
+    # period-2 windows, in the report the monitor wrote.
+    report = json.loads((home / "reports" / "monitor-demo-750rows.json").read_text())
+
+    def realised(version: int, windows: set[int]) -> list[float]:
+        return [w["performance"]["realised"]["roc_auc"] for w in report["windows"]
+                if w["version"] == version and w["index"] in windows]
+
+    before, after = realised(1, {2, 3}), realised(3, {0, 1})
+    assert len(before) == len(after) == 2
+    assert min(after) > max(before) + 0.1
+    assert (home / "reports" / "monitor-demo-750rows.html").read_text().count("<img") >= 3
 
 
 # -- loopml data ------------------------------------------------------------------------------

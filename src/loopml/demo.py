@@ -9,9 +9,10 @@
 4. the model, registered as ``demo@1``, is exported to ONNX (parity proved on the test rows,
    native vs ONNX latency measured), passes the gates and becomes ``champion``; a weaker
    challenger is trained and the gates refuse it, with the attempt in the alias history;
-5. ``demo@champion`` is served on a loopback port and sent traffic; every request lands in the
-   prediction log.
-Later parts extend this to the whole loop.
+5.–8. the closing loop (:mod:`loopml.demo_loop`): ``demo@champion`` is served; traffic from
+   the world it knows, then from a shifted one, arrives with labels; the monitor raises drift
+   and performance alerts on the shift; the retraining policy trains, gates and promotes a
+   challenger; the server swaps to it and performance recovers.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
         + ", ".join(f"{p:.2f}" for p in model.predict_proba(sample)[:, 1]))
     console.print(f"[bold]Model card:[/] {escape(str(outcome.card_path))}")
     _registry_step(config, outcome, workspace, console)
-    _serve_step(workspace, console)
+    from loopml.demo_loop import run_loop
+
+    run_loop(workspace, config, console, seed=SEED)
     console.print(
         f"\nTry:  export LOOPML_HOME={workspace.home}\n"
         "      loopml data show credit          # profile, splits, and the runs that used it\n"
@@ -114,7 +117,9 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
         "      loopml models show demo@champion  # signature, lineage, ONNX parity and speed\n"
         "      loopml models history demo        # who moved which alias, when and why\n"
         "      loopml models bundle demo@champion demo.zip   # model.onnx + predict.py\n"
-        "      loopml serve demo@champion        # the REST API (docs at /docs)"
+        "      loopml serve demo@champion        # the REST API (docs at /docs)\n"
+        "      loopml monitor demo@champion --window 500rows   # drift, quality, performance\n"
+        "      loopml alerts list                # what the monitor raised"
     )
     return workspace.home
 
@@ -205,66 +210,3 @@ def _data_step(catalog: Catalog, home: Path, console: Console) -> None:
     record = catalog.split("credit@1", spec, project=PROJECT)
     console.print(f"\nsplit credit@1 stratified by {TARGET!r} (seed {SEED}): "
                   + ", ".join(f"{k} {n:,}" for k, n in record.counts.items()))
-
-
-def _serve_step(workspace: Workspace, console: Console, *, requests: int = 400) -> None:
-    """Serve demo@champion on a free loopback port, send it traffic, show what it logged."""
-    import asyncio
-    import json
-    import socket
-    import threading
-    import time
-
-    import httpx
-    import uvicorn
-
-    from loopml.demo_data import make_credit
-    from loopml.serve.app import ServeSettings, create_app
-    from loopml.serve.predlog import read_log
-
-    console.rule("[bold]5 · serve")
-    log_dir = workspace.home / "predictions"
-    app = create_app(ServeSettings(ref=f"{PROJECT}@champion", log_dir=str(log_dir)),
-                     workspace=workspace)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, name="loopml-demo-server", daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline and thread.is_alive():
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    columns = [c.name for c in app.state.loopml.live.current.columns]
-    rows = json.loads(make_credit(requests, seed=SEED + 3)[columns].to_json(orient="records"))
-
-    async def traffic() -> list[float]:
-        latencies: list[float] = []
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            async def send(chunk: list[dict]) -> None:
-                for row in chunk:
-                    started = time.perf_counter()
-                    answer = await client.post(f"/v1/models/{PROJECT}/predict", json=[row])
-                    answer.raise_for_status()
-                    latencies.append(time.perf_counter() - started)
-            await asyncio.gather(*(send(rows[i::8]) for i in range(8)))
-        return latencies
-
-    try:
-        sample = httpx.post(f"{base}/v1/models/{PROJECT}/predict", json=rows[:2]).json()
-        console.print(f"POST {base}/v1/models/{PROJECT}/predict (2 rows) →")
-        console.print_json(json.dumps(sample))
-        started = time.perf_counter()
-        latencies = sorted(asyncio.run(traffic()))
-        seconds = time.perf_counter() - started
-        console.print(f"{len(latencies)} single-row requests from 8 concurrent clients in "
-                      f"{seconds:.1f} s ({len(latencies) / seconds:,.0f} req/s; p50 "
-                      f"{latencies[len(latencies) // 2] * 1000:.1f} ms, p99 "
-                      f"{latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, client included)")
-    finally:
-        server.should_exit = True
-        thread.join(30)
-    logged = read_log(log_dir)
-    console.print(f"prediction log: {logged.num_rows} rows in {log_dir} (inputs, outputs, "
-                  "version, request id, latency), ready for monitoring")

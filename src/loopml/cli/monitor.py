@@ -112,7 +112,7 @@ def monitor(
         assert isinstance(outcome, MonitorOutcome)
         if as_json:
             if not retrain:  # with --retrain, one JSON document holds both
-                print_json(outcome.report)
+                typer.echo(views.report_json(outcome.report))  # strict, no PII values
             return
         result = outcome.result
         screen.print(line("read ", (f"{result.rows:,}", "bold"), f" new rows from "
@@ -156,7 +156,10 @@ def monitor(
         done = retrain_model(workspace, project, model=target.partition("@")[0],
                              log_dir=folder, console=None if as_json else screen)
         if as_json:
-            print_json({"monitor": outcome.report, "retrain": done.to_json()})
+            import json
+
+            print_json({"monitor": json.loads(views.report_json(outcome.report)),
+                        "retrain": done.to_json()})
         else:
             retrain_views.print_outcome(screen, done)
         if done.status in ("refused", "blocked"):

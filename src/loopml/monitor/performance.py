@@ -317,6 +317,8 @@ def prediction_reference(task: str, *, values: Any = None, labels: Sequence[Any]
                           allowed=texts).to_json()
     numbers = np.asarray(values, dtype=float)
     column = pa.array(numbers, mask=~np.isfinite(numbers))
+    if bins is None:  # a small test split: ~20 values a bin, so PSI and the plots mean something
+        bins = int(min(50, max(5, np.isfinite(numbers).sum() // 20)))
     ref = Reference.from_frame(pa.table({"prediction": column}), pii={}, bins=bins,
                                source="predictions").features["prediction"]
     if task == "binary":

@@ -163,6 +163,12 @@ class _Retrain:
         new_after = max((_micros(r, "labels_until_us") or 0 for r in earlier
                          if r.get("outcome") in TRAINED), default=None)
         recent, new = _select(rows, recent_after, new_after)
+        shifted = self._shift_start(alerts)
+        if shifted is not None:  # the world the challenger must learn began with the alerts
+            predicted = rows.table.column("ts").cast("int64").to_numpy()
+            recent, new = recent & (predicted >= shifted), new & (predicted >= shifted)
+            self.say(f"recent rows: predicted since {_iso(shifted)}, the start of the first "
+                     "window an alert was raised on")
         counts = {"predictions": rows.predictions, "labelled": rows.table.num_rows,
                   "recent": int(recent.sum()), "new": int(new.sum()),
                   "needed": self.policy.min_new_labeled_rows}
@@ -178,6 +184,20 @@ class _Retrain:
                  f"from ({counts['new']} new {where}; {rows.unlabelled} predictions without "
                  "a usable label)")
         return self._retrain(champion, project, rows, recent, base, alerts, force=force)
+
+    def _shift_start(self, alerts: list[AlertRecord]) -> int | None:
+        """Return when the first alerted window began (epoch µs), or None without alerts."""
+        monitoring = self.registry.client.store.monitoring
+        starts = []
+        for alert in alerts:
+            for window in monitoring.windows(alert.model, alert.window,
+                                             keys=[(alert.version, alert.start_key)]):
+                if window.first_ts is not None:
+                    starts.append(window.first_ts)
+        if not starts:
+            return None
+        first = min(starts)
+        return int(first.timestamp() * 1_000_000) // 1000 * 1000  # whole ms: the log's grain
 
     def _read_log(self, champion: ModelVersionRecord) -> LabelledRows:
         """Return the model's labelled predictions, with a progress bar on a terminal."""

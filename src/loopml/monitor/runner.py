@@ -450,6 +450,7 @@ class Monitor:
                                    "test_metrics": self.model_extras(v).get("test_metrics")}
                           for v in versions},
             "rule": _rule_text(self.settings),
+            "settings": self.settings.model_dump(mode="json"),
             "windows": results,
             "alerts": [_alert_json(a) for a in alerts],
         }
