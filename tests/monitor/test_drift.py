@@ -219,3 +219,31 @@ def test_compare_on_parquet_paths_equals_compare_on_frames(tmp_path):
     assert on_paths.drifted == ["cat3"]
     only = compare(ref_frame, cur_frame, columns=["num00", "cat3"])
     assert [f.name for f in only.features] == ["num00", "cat3"]
+
+
+def test_multiclass_prediction_drift_on_labels():
+    from loopml.monitor.sketch import FeatureRef
+
+    labels = ["cat", "dog", "fish"]
+    output = FeatureRef(name="prediction", kind="categorical", rows=3000, missing_share=0.0,
+                        categories=labels, category_counts=[1500.0, 1000.0, 500.0, 0.0],
+                        allowed=labels)
+    ref = dataclasses.replace(Reference.from_frame(pd.DataFrame({"x": np.arange(100.0)})),
+                              prediction=output)
+    rng = np.random.default_rng(0)
+    for p, drifted in (([0.5, 0.33, 0.17], False), ([0.2, 0.3, 0.5], True)):
+        sketch = WindowSketch.empty(ref)
+        sketch.update(pa.table({"x": np.arange(100.0)}), reference=ref,
+                      prediction=pa.array(rng.choice(labels, 100, p=p)))
+        result = window_drift(ref, sketch).prediction
+        assert result.test == "chi2" and result.drifted is drifted and result.rows == 100
+
+
+def test_signature_column_missing_from_the_profile_is_reported_not_monitored():
+    profile = {"version": 2, "num_rows": 10, "columns": {}}
+    ref = Reference.from_profile(profile, signature={"inputs": [{"name": "x", "kind": "number"}]},
+                                 source="p")
+    sketch = WindowSketch.empty(ref)
+    sketch.update(pa.table({"x": np.arange(100.0)}), reference=ref)
+    result = window_drift(ref, sketch)
+    assert result.monitored == 0 and "no reference" in result.features[0].note
