@@ -17,7 +17,8 @@ from loopml.monitor.runner import Monitor
 from loopml.registry.registry import Registry
 from loopml.workspace import Workspace
 
-DAY1 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+# Two days before today (labels are only joined to windows within the label horizon, 30 days)
+DAY1 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
 DAY2 = DAY1 + timedelta(days=1)
 SETTINGS = ProjectConfig.model_validate({"monitor": {
     "performance": {"max_drop": 0.08, "min_labeled_rows": 100}}}).monitor
@@ -72,8 +73,8 @@ def test_shift_raises_drift_and_performance_alerts_only_where_it_happened(home, 
         report = monitor.report()
     assert result.rows == 2000 and result.segments == 6
     by_day = {w["start"][:10]: w for w in report["windows"]}
-    assert set(by_day) == {"2026-11-02", "2026-11-03"}
-    calm, shifted = by_day["2026-11-02"], by_day["2026-11-03"]
+    assert set(by_day) == {DAY1.date().isoformat(), DAY2.date().isoformat()}
+    calm, shifted = by_day[DAY1.date().isoformat()], by_day[DAY2.date().isoformat()]
     assert calm["rows"] == shifted["rows"] == 1000
     assert not calm["drift"]["dataset_drift"] and shifted["drift"]["dataset_drift"]
     assert {"age", "debt"} <= set(shifted["drift"]["drifted"])
@@ -82,7 +83,7 @@ def test_shift_raises_drift_and_performance_alerts_only_where_it_happened(home, 
     assert realised < calm["performance"]["realised"]["roc_auc"]
     assert shifted["performance"]["drop_low"] >= 0.08 > calm["performance"]["drop_low"]
     kinds = {(a.start_key, a.kind) for a in result.new_alerts}
-    day2 = int(datetime(2026, 11, 3, tzinfo=UTC).timestamp() * 1000)
+    day2 = int(DAY2.replace(hour=0).timestamp() * 1000)
     assert {(day2, "drift"), (day2, "performance")} <= kinds
     assert all(start == day2 for start, _ in kinds)  # nothing on the calm day
 
@@ -140,6 +141,20 @@ def test_labels_arriving_late_turn_the_estimate_into_the_realised_figure(home, t
     assert after["labeled_rows"] == 300 and after["duplicates_dropped"] == 50
     assert after["realised"]["roc_auc"] < after["reference"] - 0.08
     assert "performance" in {a.kind for a in second.new_alerts}
+
+
+def test_labels_later_than_the_horizon_leave_old_windows_alone(home, tmp_path):
+    log = tmp_path / "log"
+    feedback = _log_period(home, log, when=DAY1, seed=33, labels=False)
+    settings = SETTINGS.model_copy(update={"performance": SETTINGS.performance.model_copy(
+        update={"label_horizon": "1d"})})
+    monitor, registry = _monitor(home, log, window="1d", settings=settings)
+    with registry:
+        monitor.run_pass()
+        publish(log, "feedback", feedback)  # three days after the window: past the horizon
+        late = monitor.run_pass()
+        performance = monitor.report()["windows"][0]["performance"]
+    assert late.feedback_segments == 1 and performance["labeled_rows"] == 0
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -188,11 +188,25 @@ class Monitor:
         if touched or last_name != cursor.predictions or new_feedback != cursor.feedback:
             cursor = self._flush(cursor, last_name, new_feedback, state, touched)
             result.windows_updated += len(touched)
-        if feedback:  # labels arrived: every window's realised performance may have moved
-            stored = self.monitoring.windows(self.model, self.window)
-            self.monitoring.mark_dirty(self.model, self.window, [w.key for w in stored])
+        if feedback:  # labels arrived: recent windows' realised performance may have moved
+            self.monitoring.mark_dirty(self.model, self.window, [
+                w.key for w in self.monitoring.windows(self.model, self.window)
+                if self._within_label_horizon(w, feedback[-1].epoch_ms)])
         result.new_alerts = self._recompute(result)
         return result
+
+    def _within_label_horizon(self, window: WindowRecord, newest_ms: int) -> bool:
+        """Return whether labels published at ``newest_ms`` may still update ``window``.
+
+        Re-reading a window's outputs costs a read of its segments; bounding how late a
+        label may come (``monitor.performance.label_horizon``) keeps a pass's cost with the
+        recent log, not the whole of it.
+        """
+        from loopml.monitor.settings import parse_window
+
+        horizon_ms = parse_window(self.settings.performance.label_horizon)[1] * 1000
+        last = window.last_ts
+        return last is None or last.timestamp() * 1000 >= newest_ms - horizon_ms
 
     def _read_segment(self, segment: Any, touched: dict[tuple[int, int], WindowRecord],
                       state: dict[str, Any], result: PassResult) -> int:

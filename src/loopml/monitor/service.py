@@ -7,6 +7,7 @@ written where the caller asked.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,10 +91,14 @@ def follow(registry: Registry, ref: str, *, interval: float,
     runs from cron instead) carries on where the last pass stopped, without counting a
     segment twice.
     """
+    from loopml.errors import ConflictError
+
     done = 0
     while passes is None or done < passes:
         started = time.monotonic()
-        on_pass(monitor_once(registry, ref, **options))
+        # another monitor read those segments first: the next pass goes on from there
+        with contextlib.suppress(ConflictError):
+            on_pass(monitor_once(registry, ref, **options))
         options["rebuild"] = False  # only the first pass starts over
         done += 1
         if passes is not None and done >= passes:

@@ -22,6 +22,7 @@ Written as::
         metric: null             # default: the task's metric of the model card
         max_drop: 0.05           # alert when the window's metric is worse than the card's by this
         min_labeled_rows: 100    # fewer labelled rows: no realised verdict
+        label_horizon: 30d       # labels update windows that ended at most this long ago
       webhook: null              # URL that gets a JSON POST per new alert
 
     retrain:
@@ -103,6 +104,14 @@ class PerformanceSettings(_Section):
     metric: str | None = None
     max_drop: float = Field(default=0.05, ge=0)
     min_labeled_rows: int = Field(default=100, ge=1)
+    label_horizon: str = "30d"
+
+    @field_validator("label_horizon")
+    @classmethod
+    def _horizon(cls, value: str) -> str:
+        if parse_window(value)[0] != "time":
+            raise ValueError(f"must be a time span (7d, 30d, 12h), got {value!r}")
+        return value.strip()
 
     @field_validator("metric")
     @classmethod
