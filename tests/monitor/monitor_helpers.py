@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from loopml.demo_data import make_credit
+from loopml.registry.registry import Registry
 from loopml.serve.predlog_format import _ROW_MAKERS, KINDS
 from loopml.serve.predlog_sinks import _sink_for
+from loopml.workspace import Workspace
+
+# Days before today (labels are only joined to windows within the label horizon, 30 days)
+DAY1 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
+DAY2 = DAY1 + timedelta(days=1)
 
 
 def publish(folder: Path | str, kind: str, records: list[dict[str, Any]]) -> str:
@@ -57,3 +64,20 @@ def credit_home(root: Path) -> Path:
     from server_helpers import credit_workspace
 
     return credit_workspace(root, versions=1, rows=2000)
+
+
+def log_period(home: Path, log: Path, *, when: datetime, seed: int, shift: float = 0.0,
+                concept: float = 0.0, rows: int = 1000, labels: bool = True) -> list[dict]:
+    """Log ``credit@1``'s answers to generated rows (in 400-row segments); the feedback."""
+    with Registry.open(Workspace.from_env(home, env={})) as registry:
+        record = registry.get("credit@1")
+        model = registry.load(record)
+        columns = [c["name"] for c in record.signature["inputs"]]
+    frame = make_credit(rows, seed=seed, shift=shift, concept=concept)
+    predictions, feedback = traffic(model, frame, name="credit", version=1, when=when,
+                                    columns=columns)
+    for start in range(0, len(predictions), 400):  # a few segments, as a server writes them
+        publish(log, "predictions", predictions[start:start + 400])
+    if labels:
+        publish(log, "feedback", feedback)
+    return feedback

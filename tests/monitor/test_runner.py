@@ -4,57 +4,24 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-from monitor_helpers import credit_home, publish, traffic
+from monitor_helpers import DAY1, DAY2, log_period, publish
 
 from loopml.config import ProjectConfig
-from loopml.demo_data import make_credit
 from loopml.monitor.runner import Monitor
 from loopml.registry.registry import Registry
 from loopml.workspace import Workspace
 
-# Two days before today (labels are only joined to windows within the label horizon, 30 days)
-DAY1 = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=3)
-DAY2 = DAY1 + timedelta(days=1)
 SETTINGS = ProjectConfig.model_validate({"monitor": {
     "performance": {"max_drop": 0.08, "min_labeled_rows": 100}}}).monitor
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return credit_home(tmp_path_factory.mktemp("monitor"))
-
-
-@pytest.fixture
-def home(trained: Path, tmp_path: Path) -> Path:
-    """A copy of the trained workspace per test: each test's monitor starts from nothing."""
-    import shutil
-
-    return Path(shutil.copytree(trained, tmp_path / "home"))
-
-
 def _registry(home: Path) -> Registry:
     return Registry.open(Workspace.from_env(home, env={}))
-
-
-def _log_period(home: Path, log: Path, *, when: datetime, seed: int, shift: float = 0.0,
-                concept: float = 0.0, rows: int = 1000, labels: bool = True) -> list[dict]:
-    with _registry(home) as registry:
-        record = registry.get("credit@1")
-        model = registry.load(record)
-        columns = [c["name"] for c in record.signature["inputs"]]
-    frame = make_credit(rows, seed=seed, shift=shift, concept=concept)
-    predictions, feedback = traffic(model, frame, name="credit", version=1, when=when,
-                                    columns=columns)
-    for start in range(0, len(predictions), 400):  # a few segments, as a server writes them
-        publish(log, "predictions", predictions[start:start + 400])
-    if labels:
-        publish(log, "feedback", feedback)
-    return feedback
 
 
 def _monitor(home: Path, log: Path, **options) -> tuple[Monitor, Registry]:
@@ -65,8 +32,8 @@ def _monitor(home: Path, log: Path, **options) -> tuple[Monitor, Registry]:
 
 def test_shift_raises_drift_and_performance_alerts_only_where_it_happened(home, tmp_path):
     log = tmp_path / "log"
-    _log_period(home, log, when=DAY1, seed=11)
-    _log_period(home, log, when=DAY2, seed=12, shift=1.5, concept=1.0)
+    log_period(home, log, when=DAY1, seed=11)
+    log_period(home, log, when=DAY2, seed=12, shift=1.5, concept=1.0)
     monitor, registry = _monitor(home, log, window="1d")
     with registry:
         result = monitor.run_pass()
@@ -93,13 +60,13 @@ def test_passes_read_only_new_segments_and_a_killed_pass_counts_nothing_twice(
     import loopml.monitor.runner as runner
 
     log = tmp_path / "log"
-    _log_period(home, log, when=DAY1, seed=21, labels=False)
+    log_period(home, log, when=DAY1, seed=21, labels=False)
     monitor, registry = _monitor(home, log, window="1d")
     with registry:
         assert monitor.run_pass().rows == 1000
         again = monitor.run_pass()
         assert (again.rows, again.segments) == (0, 0)
-        _log_period(home, log, when=DAY1 + timedelta(hours=2), seed=22, rows=600, labels=False)
+        log_period(home, log, when=DAY1 + timedelta(hours=2), seed=22, rows=600, labels=False)
 
         # a pass that dies after its first checkpoint: what it stored stays counted once
         monkeypatch.setattr(runner, "FLUSH_ROWS", 1)
@@ -124,7 +91,7 @@ def test_passes_read_only_new_segments_and_a_killed_pass_counts_nothing_twice(
 
 def test_labels_arriving_late_turn_the_estimate_into_the_realised_figure(home, tmp_path):
     log = tmp_path / "log"
-    feedback = _log_period(home, log, when=DAY2, seed=31, shift=1.5, concept=1.0,
+    feedback = log_period(home, log, when=DAY2, seed=31, shift=1.5, concept=1.0,
                            labels=False)
     monitor, registry = _monitor(home, log, window="1d")
     with registry:
@@ -145,7 +112,7 @@ def test_labels_arriving_late_turn_the_estimate_into_the_realised_figure(home, t
 
 def test_labels_later_than_the_horizon_leave_old_windows_alone(home, tmp_path):
     log = tmp_path / "log"
-    feedback = _log_period(home, log, when=DAY1, seed=33, labels=False)
+    feedback = log_period(home, log, when=DAY1, seed=33, labels=False)
     settings = SETTINGS.model_copy(update={"performance": SETTINGS.performance.model_copy(
         update={"label_horizon": "1d"})})
     monitor, registry = _monitor(home, log, window="1d", settings=settings)
@@ -176,7 +143,7 @@ def test_new_alerts_are_posted_to_the_webhook_once(home, tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     settings = SETTINGS.model_copy(update={"webhook": url})
     log = tmp_path / "log"
-    _log_period(home, log, when=DAY2, seed=41, shift=1.5, concept=1.0)
+    log_period(home, log, when=DAY2, seed=41, shift=1.5, concept=1.0)
     try:
         monitor, registry = _monitor(home, log, window="1d", settings=settings)
         with registry:
@@ -193,7 +160,7 @@ def test_new_alerts_are_posted_to_the_webhook_once(home, tmp_path):
 def test_a_webhook_that_is_down_is_recorded_not_fatal(home, tmp_path):
     settings = SETTINGS.model_copy(update={"webhook": "http://127.0.0.1:9/down"})
     log = tmp_path / "log"
-    _log_period(home, log, when=DAY2, seed=51, shift=1.5, concept=1.0, labels=False)
+    log_period(home, log, when=DAY2, seed=51, shift=1.5, concept=1.0, labels=False)
     monitor, registry = _monitor(home, log, window="1d", settings=settings)
     with registry:
         new = monitor.run_pass().new_alerts
