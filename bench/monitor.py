@@ -9,7 +9,8 @@ Same data, same tests, one run:
   of the same size; the current one carries planted shifts in 7 columns (``PLANTED``) and two
   small ones below the thresholds (``student_t3``: +0.03; ``cat30``: a 1 % move). Written once
   as Parquet under ``bench/out/monitor/data`` (reused when present) at 100k, 1M and 10M rows.
-- **loopml**: ``loopml.monitor.drift.compare(reference_path, current_path)`` with the default
+- **loopml**: ``loopml.monitor.drift.compare(reference_path, current_path)`` (as its two
+  steps: ``Reference.from_parquet``, then ``compare`` with the current path) with the default
   settings (``DriftSettings()``: at these sizes the large-sample rule decides, Wasserstein
   distance / reference std ≥ 0.1 for numbers, Jensen–Shannon distance ≥ 0.1 for categories,
   or PSI ≥ 0.25).
@@ -318,26 +319,22 @@ def child_loopml(reference: str, current: str, result_file: str) -> None:
     """In the child: loopml's drift report over two Parquet files, timed, as JSON.
 
     ``compare(reference_path, current_path)`` in its two public steps, so the time of the
-    reference's profile (once per dataset version in ``loopml monitor``) shows apart:
-    ``profile_parquet`` (DuckDB, out of core) into a ``Reference``, then ``compare`` of that
-    reference with the streamed current file. A first call on the files' first 1,000 rows
-    keeps imports and first-call set-up out of the time, as Evidently's are.
+    reference shows apart (``loopml monitor`` builds it once per dataset version, from the
+    stored profile): ``Reference.from_parquet`` (two streamed passes over the file, what
+    ``compare`` does with a path), then ``compare`` of that reference with the streamed
+    current file. A first call on the files' first 1,000 rows keeps imports and first-call
+    set-up out of the time, as Evidently's are.
     """
     import resource
     import tempfile
 
-    import pyarrow.parquet as pq
-
-    from loopml.data.profile import profile_parquet
     from loopml.monitor.drift import compare
     from loopml.monitor.settings import DriftSettings
     from loopml.monitor.sketch import Reference
 
     def drift(reference: str, current: str) -> tuple[Any, float]:
         start = time.perf_counter()
-        ref = Reference.from_profile(profile_parquet(Path(reference),
-                                                     pq.read_schema(reference)),
-                                     source=f"profile of {Path(reference).name}")
+        ref = Reference.from_parquet(reference)
         profiled = time.perf_counter()
         return compare(ref, current), profiled - start
 
