@@ -40,7 +40,7 @@ def traffic(model: Any, frame: Any, *, name: str, version: int, when: datetime,
     labels = model.predict(frame[columns]).tolist()
     proba = model.predict_proba(frame[columns]).tolist() if hasattr(model, "predict_proba") \
         else [None] * len(frame)
-    inputs = json.loads(frame[columns].to_json(orient="records"))
+    inputs = json.loads(frame[columns].to_json(orient="records", date_format="iso"))
     truth = frame[target].tolist()
     predictions, feedback = [], []
     for start in range(0, len(frame), request_rows):

@@ -240,7 +240,7 @@ class Monitor:
             record = self.record(version)
             if version not in self._parsers:  # one per version: it learns the columns' types
                 self._parsers[version] = InputParser({
-                    name: _logscan_kind(record, name, ref.kind)
+                    name: "datetime" if ref.datetime else ref.kind
                     for name, ref in reference.features.items() if ref.pii is None})
             features, invalid = self._parsers[version].parse(part.column("inputs"))
             outputs = record.signature.get("outputs", {})
@@ -496,17 +496,6 @@ def _probabilities(table: pa.Table) -> Any:
     width = len(values[0].as_py()) if len(values) else 0
     return np.asarray(values.flatten().to_numpy(zero_copy_only=False),
                       dtype=float).reshape(-1, width)
-
-
-def _is_datetime(record: ModelVersionRecord, name: str) -> bool:
-    for spec in record.signature.get("inputs", []):
-        if spec.get("name") == name:
-            return spec.get("kind") == "datetime"
-    return False
-
-
-def _logscan_kind(record: ModelVersionRecord, name: str, kind: str) -> str:
-    return "datetime" if _is_datetime(record, name) else kind
 
 
 def _default_metric(task: str) -> str:

@@ -349,9 +349,13 @@ def _feature_from_profile(name: str, spec: Mapping[str, Any], stats: Mapping[str
     import numpy as np
 
     declared = spec.get("kind")
-    kind = _KINDS.get(str(declared))
-    if kind is None and stats is not None:
-        kind = _KINDS.get(str(stats.get("kind")))
+    # What the data is (the profile's kind) decides how it is binned; the signature's kind says
+    # how the model encodes it (a date may be "category", a boolean "number" there).
+    kind = _KINDS.get(str(stats.get("kind"))) if stats is not None else None
+    if kind is None:
+        kind = _KINDS.get(str(declared))
+    if kind is None and spec.get("type") == "datetime":
+        kind = "numeric"
     kind = kind or "numeric"
     allowed = spec.get("allowed")
     allowed = [_text(v) for v in allowed] if allowed is not None else None
@@ -365,7 +369,8 @@ def _feature_from_profile(name: str, spec: Mapping[str, Any], stats: Mapping[str
         return FeatureRef(**base, pii=str(stats["pii"]))
     base.update(low=low, high=high)
     if kind == "numeric":
-        datetime = stats.get("kind") == "datetime" or declared == "datetime"
+        datetime = stats.get("kind") == "datetime" or declared == "datetime" \
+            or spec.get("type") == "datetime"
         reference = stats.get("reference")
         if reference and reference.get("edges"):  # version 2: equal-mass bins, right-closed
             edges = [float(e) for e in reference["edges"]]
