@@ -61,6 +61,9 @@ def test_reference_counts_match_numpy(tmp_path, rows):
         np.bincount(frame["k"], minlength=5).tolist()
     assert "reference" not in profile["columns"]["name"]
     json.dumps(profile, allow_nan=False)
+    again = _profile(frame, tmp_path, pii={})  # a seeded sample: the same edges every time
+    assert all(again["columns"][c]["reference"]["edges"] == profile["columns"][c]["reference"]
+               ["edges"] for c in ("x", "k", "when"))
 
 
 def test_reference_of_constant_and_empty_columns(tmp_path):

@@ -37,7 +37,7 @@ BINS = 20
 TOP = 50
 EXACT_ROWS = 5_000_000
 REFERENCE_BINS = 50
-EDGE_SAMPLE = 16_384  # the reservoir the reference bins' edges come from
+EDGE_SAMPLE = 16_384  # rows whose quantiles are the reference bins' edges above that size
 PROFILE_VERSION = 2
 COLUMNS_PER_QUERY = 64
 QUERY_BYTES = 256 << 20  # what one query's exact quantile and distinct states may hold
@@ -179,14 +179,10 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
     quantile = "quantile_cont" if exact else "reservoir_quantile"
     qs = ", ".join(str(q) for q in QUANTILES)
     # The reference bins' inner edges: exact quantiles up to EDGE_SAMPLE rows (from the same
-    # state as QUANTILES), above that quantiles of a reservoir of EDGE_SAMPLE values: exact
-    # quantile_cont over 49 more probabilities made profiling 1M x 25 70 % slower, while the
-    # sample only moves a bin's mass by ~0.2 % (the counts per bin stay exact). One text
-    # literal cast to DOUBLE[] binds faster than 49 numeric ones (wide files).
+    # state as QUANTILES); above that, _sample_edges takes them from a sample of rows. One
+    # text literal cast to DOUBLE[] binds faster than 49 numeric ones (wide files).
     inner_qs = ", ".join(map(repr, reference_probabilities()))
     shared = exact and num_rows <= EDGE_SAMPLE
-    edges = (f"quantile_cont({{}}, '[{inner_qs}]'::DOUBLE[])" if shared else
-             f"reservoir_quantile({{}}, '[{inner_qs}]'::DOUBLE[], {EDGE_SAMPLE})")
     # Each value expression is computed once, in a subquery (v: as stored, d: as DOUBLE);
     # binding it again in every aggregate made DuckDB's planning the cost of wide scans.
     inner: list[str] = []
@@ -212,15 +208,14 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
             select += [f"min({d})", f"max({d})", f"avg({d})", f"stddev_samp({d})",
                        f"{quantile}({d}, '[{qs}, {inner_qs}]'::DOUBLE[])" if shared
                        else f"{quantile}({d}, [{qs}])"]
-            if not shared:
-                keys.append("_quantiles")
-                select.append(edges.format(d))
         elif kind == "datetime":
             inner.append(f"epoch({value})::DOUBLE AS {d}")
-            keys += ["min", "max", "_low", "_high", "_mean", "_std", "_quantiles"]
+            keys += ["min", "max", "_low", "_high", "_mean", "_std"]
             select += [f"min({v})::VARCHAR", f"max({v})::VARCHAR", f"min({d})", f"max({d})",
-                       f"avg({d})", f"stddev_samp({d})",
-                       edges.format(d)]
+                       f"avg({d})", f"stddev_samp({d})"]
+            if shared:
+                keys.append("_quantiles")
+                select.append(f"quantile_cont({d}, '[{inner_qs}]'::DOUBLE[])")
         elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
             inner.append(f"length({value}) AS {d}")
             keys += ["_len_min", "_len_max", "_len_mean"]
@@ -249,22 +244,21 @@ def _moments(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
             pass
         elif count and stats["kind"] == "numeric":
             quantiles = values["quantiles"]
-            if "_quantiles" not in values:  # the edges' quantiles came in the same list
-                quantiles, values["_quantiles"] = (quantiles[:len(QUANTILES)],
-                                                   quantiles[len(QUANTILES):])
+            if shared:  # the edges' quantiles came in the same list
+                quantiles, edges = quantiles[:len(QUANTILES)], quantiles[len(QUANTILES):]
+                stats["_edges"] = reference_edges(values["min"], values["max"], edges)
             stats.update(min=values["min"], max=values["max"], mean=values["mean"],
                          std=_finite(values["std"]),
                          quantiles={str(q): x for q, x in zip(QUANTILES, quantiles,
                                                               strict=True)},
-                         _edges=reference_edges(values["min"], values["max"],
-                                                values["_quantiles"]),
                          _mean=values["mean"], _std=_finite(values["std"]))
         elif count and stats["kind"] == "datetime":
             stats.update(min=values["min"], max=values["max"], histogram_unit="epoch seconds",
                          _low=values["_low"], _high=values["_high"],
-                         _edges=reference_edges(values["_low"], values["_high"],
-                                                values["_quantiles"]),
                          _mean=values["_mean"], _std=_finite(values["_std"]))
+            if shared:
+                stats["_edges"] = reference_edges(values["_low"], values["_high"],
+                                                  values["_quantiles"])
         elif count and "_len_min" in values:
             stats["length"] = {"min": values["_len_min"], "max": values["_len_max"],
                                "mean": values["_len_mean"]}
@@ -301,6 +295,47 @@ def reference_edges(low: float, high: float, inner: list[float]) -> list[float]:
     return [float(np.nextafter(low, -np.inf)), *points.tolist()]
 
 
+def _sample_edges(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
+                  columns: dict[str, dict[str, Any]]) -> None:
+    """Set the reference edges of the columns that lack them from one sample of the rows.
+
+    A reservoir of EDGE_SAMPLE rows drawn once for the whole chunk, with a fixed seed: a
+    reservoir per column (reservoir_quantile) cost three times more, exact quantiles over
+    49 more probabilities made profiling 1M x 25 70 % slower. A sample only moves a bin's mass
+    by ~1 % of its share; the counts per bin stay exact.
+    """
+    inner, select, targets = [], [], []
+    probabilities = "'[" + ", ".join(map(repr, reference_probabilities())) + "]'::DOUBLE[]"
+    for field in fields:
+        stats = columns[field.name]
+        if not stats["count"] or stats["kind"] not in ("numeric", "datetime") \
+                or "pii" in stats or "_edges" in stats:
+            continue
+        v = _value(field.name, field.type)
+        expr = f"d{len(inner)}"
+        inner.append((f"epoch({v})::DOUBLE" if stats["kind"] == "datetime"
+                      else f"({v})::DOUBLE") + f" AS {expr}")
+        select.append(f"quantile_cont({expr}, {probabilities})")
+        targets.append(stats)
+    if not select:
+        return
+    # One thread: DuckDB repeats a seeded sample only then, and the same file must always
+    # give the same edges.
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
+    try:
+        row = con.execute(f"SELECT {', '.join(select)} FROM (SELECT {', '.join(inner)} FROM "
+                          f"{table} USING SAMPLE reservoir({EDGE_SAMPLE} ROWS) REPEATABLE (7))"
+                          ).fetchone()
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+    for stats, quantiles in zip(targets, row, strict=True):
+        low, high = (stats["_low"], stats["_high"]) if stats["kind"] == "datetime" \
+            else (stats["min"], stats["max"])
+        stats["_edges"] = reference_edges(low, high, [q for q in quantiles or []
+                                                      if q is not None])
+
+
 def _histograms(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Field],
                 columns: dict[str, dict[str, Any]]) -> None:
     """One scan: equal-width bins and the reference bins of every numeric and datetime column.
@@ -308,6 +343,7 @@ def _histograms(con: duckdb.DuckDBPyConnection, table: str, fields: list[pa.Fiel
     The equal-width bins' last bin is closed on the right, as in numpy.histogram; the
     reference bins are closed on the right (see ``reference_edges``).
     """
+    _sample_edges(con, table, fields, columns)
     inner, select, targets = [], [], []
     for field in fields:
         stats = columns[field.name]
