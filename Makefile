@@ -103,9 +103,9 @@ bench-serve: $(STAMP) $(BENCH_STAMP) $(BENTO_VENV)/.installed
 	$(BIN)/python bench/serve.py $(SERVE_ARGS)
 
 # loopml's drift report vs Evidently's DataDriftPreset at 100k, 1M and 10M rows, then `loopml
-# monitor` over a 10M-row log; ~20 min, ~9 GB of data under bench/out/monitor (written once).
-# Evidently gets its own venv: 0.7 does not import under pandas 3. MONITOR_ARGS="--sizes 100k
-# 1M --predlog-rows 0" for a quick run.
+# monitor` over a 10M-row log; ~10 min, plus ~4 min the first time to write ~7 GB of data under
+# bench/out/monitor (kept). Evidently gets its own venv: 0.7 does not import under pandas 3.
+# MONITOR_ARGS="--sizes 100k 1M --predlog-rows 0" for a quick run.
 .PHONY: bench-monitor
 EVIDENTLY_VENV := bench/out/evidently-venv
 
