@@ -37,6 +37,7 @@ __all__ = ["DriftResult", "FeatureDrift", "QualityResult", "compare", "window_dr
            "window_quality"]
 
 MIN_EXPECTED = 5.0  # chi-squared cells expected fewer times than this are pooled
+WINSOR_MIN_BINS = 20  # references with fewer bins keep their extremes in the Wasserstein distance
 BATCH_ROWS = 131_072  # rows per record batch when a current data set is streamed
 
 
@@ -177,8 +178,9 @@ def _statistics(ref: FeatureRef, window: FeatureSketch) -> _Stats | None:
     if ref.kind == "numeric":
         base = np.asarray(ref.counts, dtype=np.float64)
         ks = st.ks_2samp_counts(base, current)
-        values = representatives(ref.edges or [], window.min, window.max)
-        distance = st.wasserstein_counts(values, base, current)
+        values, base_w, current_w = _winsorised(
+            representatives(ref.edges or [], window.min, window.max), base, current)
+        distance = st.wasserstein_counts(values, base_w, current_w)
         scale = ref.std if ref.std and ref.std > 0 else 1.0  # a constant reference: raw units
         return _Stats(rows=int(current.sum()), ref_rows=int(base.sum()), test="ks",
                       statistic=ks.statistic, p_value=ks.p_value,
@@ -191,6 +193,32 @@ def _statistics(ref: FeatureRef, window: FeatureSketch) -> _Stats | None:
                   statistic=chi.statistic, p_value=chi.p_value, wasserstein_norm=None,
                   js_distance=st.js_distance_counts(base, current),
                   psi=st.psi_counts(base, current))
+
+
+def _winsorised(values: Any, base: Any, current: Any) -> tuple[Any, Any, Any]:
+    """Return the counts with the reference's outermost bins folded in (winsorised).
+
+    The reference's first and last equal-mass bins span its extremes (a heavy tail's last
+    bin can be a hundred times wider than the rest): the sampling noise of their counts,
+    multiplied by that width, reads as a Wasserstein distance where nothing moved. Mass below
+    the reference's first inner edge is placed on it, mass above its last inner edge on
+    that one (a Wasserstein distance winsorised at about the 2nd and 98th percentiles);
+    mass moving into the tails still shows in the CDFs and in PSI. References with fewer than
+    ``WINSOR_MIN_BINS`` bins (a few distinct values) are kept whole.
+    """
+    import numpy as np
+
+    inner = len(values) - 2  # slots: 0 below, 1 … inner, inner + 1 above
+    if inner < WINSOR_MIN_BINS:
+        return values, base, current
+
+    def fold(counts: Any) -> Any:
+        folded = np.array(counts[1:inner], dtype=np.float64)
+        folded[0] += counts[0]
+        folded[-1] += counts[inner] + counts[inner + 1]
+        return folded
+
+    return np.asarray(values)[1:inner], fold(base), fold(current)
 
 
 def _pool(base: Any, current: Any) -> tuple[Any, Any]:
