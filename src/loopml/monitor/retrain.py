@@ -325,7 +325,9 @@ class _Retrain:
                    for i in r.get("alerts", "").split(",") if i.isdigit()}
         alerts = self.registry.client.store.monitoring.alerts(model=self.name, since=moved_at,
                                                               kinds=kinds)
-        return sorted((a for a in alerts if a.id not in handled), key=lambda a: a.id), since
+        # alerts on the champion itself: late labels for a version it replaced are history
+        return sorted((a for a in alerts if a.id not in handled
+                       and a.version == champion.version), key=lambda a: a.id), since
 
     def _typed(self, rows: LabelledRows, recent: Any, source: Any, target: str,
                champion: ModelVersionRecord) -> TypedRows:
