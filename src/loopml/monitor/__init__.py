@@ -5,7 +5,10 @@ Modules, one concept each:
 - ``settings``: the ``monitor:`` and ``retrain:`` sections of loopml.yaml.
 - ``stats``: the drift statistics (KS, Wasserstein, chi-squared, Jensen-Shannon, PSI) and the
   correction for testing many features at once.
-- ``sketch``: the reference (from a dataset profile) and mergeable per-window sketches.
+- ``reference``: what the training data looked like per feature (from a dataset profile, a
+  frame or a Parquet file).
+- ``sketch``: the mergeable per-window sketch, counted on the reference's bins.
+- ``binning``: count slots on the bins, columns as numbers or text, Parquet read in pieces.
 - ``drift``: the verdict per feature and per window (tests for small windows, effect sizes
   for large ones), data quality, and ``compare`` for two frames.
 - ``logscan``: the prediction log read as typed feature batches, in windows.
@@ -13,7 +16,9 @@ Modules, one concept each:
   (CBPE) before they do.
 - ``runner``: one incremental pass over the log (cursor, stored windows, alerts).
 - ``alerts``: alert rules and the webhook.
-- ``report_html``: the self-contained HTML report.
+- ``report_data``: the report as data (references, alerts per window, personal-data
+  columns, strict JSON); ``report_plots``: its figures; ``report_html``: the
+  self-contained HTML page and the files written.
 - ``service``: ``loopml monitor`` as a service (one pass and its report; ``--follow``).
 - ``labels``, ``calibration``: labels from the feedback log; calibrated confidence (CBPE).
 - ``retrain``: the retraining policy; ``retrain_data``: labelled production rows as a

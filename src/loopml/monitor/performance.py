@@ -303,7 +303,7 @@ def prediction_reference(task: str, *, values: Any = None, labels: Sequence[Any]
     import pyarrow as pa
 
     from loopml.monitor.logscan import category_text
-    from loopml.monitor.sketch import FeatureRef, Reference
+    from loopml.monitor.reference import FeatureRef, Reference
 
     if task == "multiclass":
         texts = [category_text(c) for c in (classes or [])]

@@ -19,31 +19,58 @@ Privacy: a column marked as personal data (``pii`` on its reference, its drift r
 quality row) is named but never shown with a value: no distribution plot, no unseen values, and
 :func:`report_data` drops them from the JSON too. Every user string is stripped of control
 characters and HTML-escaped; plots are inline PNG data, so the file opens offline.
+
+The data side (references, alerts per window, personal-data columns, JSON) is in
+:mod:`loopml.monitor.report_data`, the figures in :mod:`loopml.monitor.report_plots`; their
+public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
 import tempfile
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidInput
-from loopml.evaluate.card import _STYLE, _plain, _png, json_safe
+from loopml.evaluate.card import _STYLE, _plain
 from loopml.files import publish
+from loopml.monitor.report_data import (
+    _all_alerts,
+    _clean,
+    _features_of,
+    _field,
+    _float,
+    _get,
+    _int,
+    _label,
+    _latest,
+    _list,
+    _short,
+    alerts_by_window,
+    pii_columns,
+    reference_for,
+    references,
+    report_data,
+    report_json_text,
+    skipped_text,
+)
+from loopml.monitor.report_plots import (
+    _PALETTE,
+    _by_version,
+    _distribution,
+    _image,
+    _time_axis,
+    _window_axis,
+)
 
-# C0/C1 control characters, line separators and bidirectional overrides: a name must read in
-# the page as it is stored (no "Trojan source"); tabs and line breaks become spaces.
-_CONTROL: dict[int, str | None] = dict.fromkeys(
-    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
-     *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-_CONTROL.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " "})
+# The data side's names are re-exported: code imported them from here.
+__all__ = ["alerts_by_window", "pii_columns", "reference_for", "references", "render_report",
+           "report_data", "report_json_text", "skipped_text", "write_report"]
 
 _EXTRA_STYLE = """
 td{overflow-wrap:anywhere;max-width:28rem} .num{text-align:right;font-variant-numeric:tabular-nums}
@@ -53,12 +80,10 @@ gap:.5rem} .plots figure{margin:0} figcaption{font-size:.8rem;color:#555;max-wid
 overflow-wrap:anywhere} summary{cursor:pointer;color:#555}
 """
 
+
 # Effect-size columns of the feature table: key in FeatureDrift JSON, header.
 _EFFECTS = (("wasserstein_norm", "Wasserstein/std"), ("js_distance", "JS distance"),
             ("psi", "PSI"))
-_PALETTE = ("#4c78a8", "#e45756", "#54a24b", "#b279a2", "#f58518", "#72b7b2", "#9d755d")
-# Label length in plots: longer names are cut (the tables show them whole).
-_LABEL = 40
 
 
 def render_report(report: dict[str, Any], *, max_feature_plots: int = 24) -> str:
@@ -86,72 +111,6 @@ def render_report(report: dict[str, Any], *, max_feature_plots: int = 24) -> str
     parts.append(_skipped(report))
     parts.append("</body></html>")
     return "".join(parts)
-
-
-def pii_columns(report: dict[str, Any]) -> set[str]:
-    """Return the names of the columns the report marks as personal data.
-
-    >>> sorted(pii_columns({"reference": {"features": {"email": {"pii": "email"}, "age": {}}}}))
-    ['email']
-    """
-    names = {str(n) for n in _list(report.get("pii"))}
-    for reference in references(report).values():
-        for name, ref in _features_of(reference).items():
-            if isinstance(ref, dict) and ref.get("pii"):
-                names.add(name)
-    for window in _list(report.get("windows")):
-        if not isinstance(window, dict):
-            continue
-        for feature in _list(_get(window, "drift", "features")):
-            note = str(feature.get("note") or "").lower() if isinstance(feature, dict) else ""
-            if isinstance(feature, dict) and (feature.get("pii") or (
-                    feature.get("monitored") is False
-                    and ("pii" in note or "personal data" in note))):
-                names.add(str(feature.get("name")))
-        for column in _list(_get(window, "quality", "columns")):
-            if isinstance(column, dict) and column.get("pii"):
-                names.add(str(column.get("name")))
-    return names
-
-
-def report_data(report: dict[str, Any]) -> dict[str, Any]:
-    """Return the report as strict-JSON-ready data, with every value of a PII column removed.
-
-    NaN and infinities become None; a PII column keeps its name, kind and counts, and loses its
-    bins, categories, ranges and unseen values wherever they appear.
-    """
-    pii = pii_columns(report)
-    data = json_safe(report)
-    if not pii or not isinstance(data, dict):
-        return data
-    keep = {"name", "kind", "rows", "count", "missing", "missing_share", "pii", "monitored",
-            "note", "invalid", "invalid_share", "ref_missing_share"}
-
-    def scrub(entry: Any, name: str) -> Any:
-        if name not in pii or not isinstance(entry, dict):
-            return entry
-        return {k: v for k, v in entry.items() if k in keep}
-
-    for reference in references(data).values():
-        if isinstance(reference.get("features"), dict):
-            reference["features"] = {n: scrub(f, n) for n, f in reference["features"].items()}
-    for window in _list(data.get("windows")):
-        if not isinstance(window, dict):
-            continue
-        sketch = window.get("sketch")
-        if isinstance(sketch, dict) and isinstance(sketch.get("features"), dict):
-            sketch["features"] = {n: scrub(f, n) for n, f in sketch["features"].items()}
-        quality = window.get("quality")
-        if isinstance(quality, dict) and isinstance(quality.get("columns"), list):
-            quality["columns"] = [scrub(c, str(c.get("name"))) if isinstance(c, dict) else c
-                                  for c in quality["columns"]]
-    return data
-
-
-def report_json_text(report: dict[str, Any]) -> str:
-    """Return the report as strict JSON text (no NaN, PII values removed)."""
-    return json.dumps(report_data(report), indent=2, ensure_ascii=False, default=str,
-                      allow_nan=False)
 
 
 def write_report(report: dict[str, Any], folder: str | Path, *, stem: str,
@@ -494,215 +453,7 @@ def _skipped(report: dict[str, Any]) -> str:
             f"</summary><ul>{items}</ul>{more}</details>")
 
 
-def skipped_text(item: Any) -> str:
-    """Return one skipped item (``{"path", "reason"}`` or any value) as one line.
-
-    >>> skipped_text({"path": "2026-11-21/a.parquet", "reason": "torn"})
-    '2026-11-21/a.parquet: torn'
-    """
-    if isinstance(item, dict) and "path" in item:
-        return f"{item['path']}: {item.get('reason') or 'unreadable'}"
-    if isinstance(item, dict):
-        return json.dumps(json_safe(item), default=str, ensure_ascii=False)
-    return str(item)
-
-
-# --- plots -----------------------------------------------------------------------------------
-
-def _distribution(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
-    """Return an <img> comparing the reference's and the window's binned shares, or None."""
-    if reference.get("categories") is not None:
-        return _categorical(name, reference, sketch)
-    edges = [_float(e) for e in _list(reference.get("edges"))]
-    ref_counts = [_float(c) for c in _list(reference.get("counts"))]
-    win_counts = [_float(c) for c in _list(sketch.get("counts"))]
-    bins = len(edges) - 1
-    if bins < 1 or any(math.isnan(e) or math.isinf(e) for e in edges):
-        return None
-    if len(ref_counts) == bins:  # no outer bins given
-        ref_counts = [0.0, *ref_counts, 0.0]
-    if len(win_counts) == bins:
-        win_counts = [0.0, *win_counts, 0.0]
-    if len(ref_counts) != bins + 2 or len(win_counts) != bins + 2:
-        return None
-    ref_share, win_share = _shares(ref_counts), _shares(win_counts)
-    if ref_share is None or win_share is None:
-        return None
-    if any(b < a for a, b in zip(edges, edges[1:], strict=False)):
-        return None
-    display = _display_bins(edges, ref_share, win_share)
-    outside_ref, outside_win = ref_share[0] + ref_share[-1], win_share[0] + win_share[-1]
-    dates = bool(reference.get("datetime"))
-
-    def draw(ax: Any) -> None:
-        if display is not None:
-            x, ref_bars, win_bars = display
-            if dates:  # epoch seconds as matplotlib's dates (days since 1970)
-                x = [e / 86400 for e in x]
-            ax.stairs(ref_bars, x, fill=True, alpha=0.35, color="#4c78a8", label="reference")
-            ax.stairs(win_bars, x, color="#e45756", lw=1.5, label="window")
-            _axis(ax, dates=dates)
-        else:  # every value on one point: the reference's bins side by side
-            ax.bar(range(bins), ref_share[1:-1], alpha=0.35, color="#4c78a8", label="reference")
-            ax.step(range(bins), win_share[1:-1], where="mid", color="#e45756", label="window")
-        ax.set_yticks([])
-        title = _plain(_short(name))
-        if outside_ref or outside_win:
-            title += f"\noutside the reference range: {outside_win:.1%} (ref {outside_ref:.1%})"
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
-
-    return _image(draw, (3.4, 2.3))
-
-
-def _axis(ax: Any, *, dates: bool) -> None:
-    """Set few, readable ticks on a distribution plot's x axis (dates or plain numbers)."""
-    from matplotlib import dates as mdates
-    from matplotlib import ticker
-
-    if dates:
-        locator = mdates.AutoDateLocator(maxticks=5)
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        return
-    ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(
-        lambda value, _: f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"))
-
-
-def _display_bins(edges: list[float], ref_share: list[float], win_share: list[float],
-                  bins: int = 30) -> tuple[list[float], list[float], list[float]] | None:
-    """Return equal-width display bins and both sides' shares on them, or None.
-
-    The reference's bins hold equal masses, so they are narrow where values crowd and one
-    of them can be a single point (the minimum): drawn as densities they would spike. Each
-    side's distribution function is taken as linear inside a bin, read at ``bins`` equal
-    steps over the central 99% of both sides' values, and differenced.
-
-    >>> x, ref, win = _display_bins([0, 1, 2], [0, .5, .5, 0], [0, 0, 1, 0], bins=2)
-    >>> [round(v, 3) for v in x], [round(v, 3) for v in ref], [round(v, 3) for v in win]
-    ([0.01, 1.002, 1.995], [0.496, 0.496], [0.002, 0.993])
-    """
-    import numpy as np
-
-    xp = np.asarray(edges, dtype=float)
-    lows, highs, cdfs = [], [], []
-    for share in (ref_share, win_share):
-        # Distribution function at the edges: the mass below, then each bin's.
-        cdf = share[0] + np.concatenate([[0.0], np.cumsum(share[1:-1])])
-        cdfs.append(cdf)
-        inside = cdf[-1] - cdf[0]
-        if inside <= 0:
-            continue
-        lows.append(np.interp(cdf[0] + 0.005 * inside, cdf, xp))
-        highs.append(np.interp(cdf[0] + 0.995 * inside, cdf, xp))
-    if not lows:
-        return None
-    low, high = min(lows), max(highs)
-    if not high > low:
-        return None
-    x = np.linspace(low, high, bins + 1)
-    ref_bars, win_bars = (np.diff(np.interp(x, xp, cdf)) for cdf in cdfs)
-    return x.tolist(), ref_bars.tolist(), win_bars.tolist()
-
-
-def _categorical(name: str, reference: dict[str, Any], sketch: dict[str, Any]) -> str | None:
-    categories = [_short(_clean(c), 24) for c in _list(reference.get("categories"))]
-    k = len(categories)
-    ref_counts = [_float(c) for c in _list(reference.get("category_counts"))]
-    win_counts = [_float(c) for c in _list(sketch.get("counts", sketch.get("category_counts")))]
-    if len(ref_counts) < k or len(win_counts) < k:
-        return None
-    # Everything beyond the known categories: the sketch counts it in its "other" entry (which
-    # holds the contract-unseen values too); a sketch without one has only its unseen count.
-    ref_all = ref_counts[:k] + [sum(_finite(c) for c in ref_counts[k:])]
-    other = sum(_finite(c) for c in win_counts[k:]) if len(win_counts) > k \
-        else _finite(_float(sketch.get("unseen")))
-    win_all = win_counts[:k] + [other]
-    ref_share, win_share = _shares(ref_all), _shares(win_all)
-    if ref_share is None or win_share is None:
-        return None
-    order = sorted(range(k), key=lambda i: -max(ref_share[i], win_share[i]))
-    top, rest = order[:12], order[12:]
-    labels = [categories[i] for i in top] + ["other / unseen"]
-    ref_bar = [ref_share[i] for i in top] + [ref_share[k] + sum(ref_share[i] for i in rest)]
-    win_bar = [win_share[i] for i in top] + [win_share[k] + sum(win_share[i] for i in rest)]
-    if not ref_bar[-1] and not win_bar[-1]:
-        labels, ref_bar, win_bar = labels[:-1], ref_bar[:-1], win_bar[:-1]
-
-    def draw(ax: Any) -> None:
-        y = list(range(len(labels)))
-        ax.barh([v - 0.2 for v in y], ref_bar, height=0.4, color="#4c78a8", alpha=0.6,
-                label="reference")
-        ax.barh([v + 0.2 for v in y], win_bar, height=0.4, color="#e45756", label="window")
-        ax.set_yticks(y, [_plain(label) for label in labels])
-        ax.invert_yaxis()
-        ax.set_title(_plain(_short(name)), fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
-
-    return _image(draw, (3.4, 0.9 + 0.2 * len(labels)))
-
-
-def _image(draw: Any, size: tuple[float, float]) -> str:
-    """Return the card's inline PNG of ``draw``, quiet about glyphs the font lacks."""
-    with warnings.catch_warnings():
-        # Names in any script reach the labels; a missing glyph draws a box, not an error.
-        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
-        return _png(draw, size)
-
-
-def _time_axis(windows: list[dict[str, Any]]) -> list[float]:
-    """Return each window's place on the x axis: its start in days (since 1970) when every
-    window has one, so gaps in time show as gaps; else its position in the list.
-    """
-    starts = [_epoch_ms(w.get("start")) for w in windows]
-    if starts and all(s is not None for s in starts):
-        return [s / 86_400_000 for s in starts]
-    return [float(i) for i in range(len(windows))]
-
-
-def _by_version(windows: list[dict[str, Any]], xs: list[float], values: list[float]
-                ) -> list[tuple[str, list[float], list[float]]]:
-    """Return one series per version (label suffix, x, y), each in time order.
-
-    Windows of two versions can share a day (the day one replaced the other), so each
-    version gets its own line instead of one line zigzagging between them.
-    """
-    groups: dict[str, list[tuple[float, float]]] = {}
-    for window, x, y in zip(windows, xs, values, strict=True):
-        groups.setdefault(str(window.get("version")), []).append((x, y))
-    several = len(groups) > 1
-    out = []
-    for version, points in groups.items():
-        points.sort(key=lambda point: point[0])
-        out.append((f" (v{_clean(version)})" if several else "", [p[0] for p in points],
-                    [p[1] for p in points]))
-    return out
-
-
-def _window_axis(ax: Any, windows: list[dict[str, Any]], xs: list[float]) -> None:
-    """Label at most 8 of the windows' places on the x axis with their names."""
-    labels: dict[float, str] = {}
-    for window, x in zip(windows, xs, strict=True):
-        labels.setdefault(x, _label(window))
-    places = sorted(labels)
-    chosen = places[::max(1, math.ceil(len(places) / 8))]
-    ax.set_xticks(chosen, [_plain(_short(labels[x], 16)) for x in chosen], rotation=30,
-                  ha="right", fontsize=7)
-
-
 # --- small helpers ---------------------------------------------------------------------------
-
-def _clean(value: Any) -> str:
-    """Return ``value`` as text without control characters.
-
-    >>> _clean("a\\x1b[2Jb\\u202e\\tc")
-    'a[2Jb c'
-    """
-    return str(value).translate(_CONTROL)
-
 
 def _text(value: Any) -> str:
     """Return ``value`` as HTML text: control characters removed, markup escaped.
@@ -719,43 +470,8 @@ def _css(severity: str) -> str:
     return severity if severity in {"critical", "warning"} else ""
 
 
-def _short(text: Any, limit: int = _LABEL) -> str:
-    text = _clean(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def _clip(value: Any) -> str:
     return _short(value, 60)
-
-
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _field(record: Any, key: str) -> Any:
-    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
-
-
-def _finite(value: float) -> float:
-    return value if math.isfinite(value) else 0.0
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
 
 
 def _num(value: Any) -> str:
@@ -811,112 +527,6 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
     return [(p[0], p[1]) for p in _list(value) if isinstance(p, list | tuple) and len(p) == 2]
 
 
-def _shares(counts: list[float]) -> list[float] | None:
-    clean = [_finite(c) for c in counts]
-    total = sum(clean)
-    return None if total <= 0 else [c / total for c in clean]
-
-
-def references(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the report's references by version ("" when one serves every version).
-
-    >>> references({"reference": {"source": "profile of credit@1", "rows": 10}})
-    {'': {'source': 'profile of credit@1', 'rows': 10}}
-    >>> list(references({"reference": {"1": {"source": "a"}, "2": {"source": "b"}}}))
-    ['1', '2']
-    """
-    reference = report.get("reference") if isinstance(report, dict) else None
-    if not isinstance(reference, dict):
-        return {}
-    if any(k in reference for k in ("source", "rows", "features", "prediction")):
-        return {"": reference}
-    return {str(k): v for k, v in reference.items() if isinstance(v, dict)}
-
-
-def reference_for(report: dict[str, Any], version: Any) -> dict[str, Any]:
-    """Return the reference a window of ``version`` is compared with ({} when unknown)."""
-    found = references(report)
-    return found.get(str(version)) or found.get("") or {}
-
-
-def _features_of(reference: dict[str, Any]) -> dict[str, Any]:
-    features = reference.get("features") if isinstance(reference, dict) else None
-    if isinstance(features, dict):
-        return features
-    return {str(f.get("name")): f for f in _list(features) if isinstance(f, dict)}
-
-
-def _all_alerts(report: dict[str, Any], windows: list[dict[str, Any]]) -> list[Any]:
-    """Return the report's alerts, or those of its windows when it lists none itself."""
-    if isinstance(report.get("alerts"), list):
-        return list(report["alerts"])
-    return [{**a, "window_start": w.get("start"), "version": w.get("version")}
-            for w in windows for a in _list(w.get("alerts")) if isinstance(a, dict)]
-
-
-def alerts_by_window(report: dict[str, Any]) -> list[list[Any]]:
-    """Return, for each window of the report (same order), the alerts it raised.
-
-    Stored alerts name their window by ``version`` and ``start_key`` (epoch milliseconds of
-    a time window's start, a row window's number); a report without alerts of its own
-    lends each window its ``alerts``.
-    """
-    windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
-    if not isinstance(report.get("alerts"), list):
-        return [[a for a in _list(w.get("alerts")) if isinstance(a, dict)] for w in windows]
-    slots: dict[tuple[str, tuple[str, int]], int] = {}
-    for number, window in enumerate(windows):
-        if isinstance(window.get("index"), int):
-            slots[(str(window.get("version")), ("rows", window["index"]))] = number
-        start = _epoch_ms(window.get("start"))
-        if start is not None:
-            slots[(str(window.get("version")), ("time", start))] = number
-    out: list[list[Any]] = [[] for _ in windows]
-    for alert in report["alerts"]:
-        version = str(_field(alert, "version"))
-        for key in _alert_keys(alert):
-            if (version, key) in slots:
-                out[slots[(version, key)]].append(alert)
-                break
-    return out
-
-
-def _alert_keys(alert: Any) -> list[tuple[str, int]]:
-    keys = []
-    key = _field(alert, "start_key")
-    if isinstance(key, int) and not isinstance(key, bool):
-        kind = None
-        try:
-            from loopml.monitor.settings import parse_window
-
-            kind, _ = parse_window(str(_field(alert, "window")))
-        except ValueError:
-            pass
-        keys += [(kind, key)] if kind else [("rows", key), ("time", key)]
-    start = _epoch_ms(_field(alert, "window_start") or _field(alert, "start"))
-    if start is not None:
-        keys.append(("time", start))
-    return keys
-
-
-def _epoch_ms(moment: Any) -> int | None:
-    """Return an ISO time (or datetime) as epoch milliseconds, None when it is not one.
-
-    >>> _epoch_ms("2026-12-01T00:00:00+00:00"), _epoch_ms("soon")
-    (1796083200000, None)
-    """
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return None
-    if not isinstance(moment, datetime):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
-
-
 def _alert_start(alert: Any) -> str:
     """Return the start of an alert's window: given, or from a stored alert's ``start_key``.
 
@@ -940,30 +550,3 @@ def _alert_start(alert: Any) -> str:
     if isinstance(start, datetime):
         start = start.isoformat()
     return "—" if start is None else _label({"start": start})
-
-
-def _latest(report: dict[str, Any], windows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the newest window of the served version (of any version when none is named)."""
-    served = report.get("served_version")
-    own = [w for w in windows if served is not None and str(w.get("version")) == str(served)]
-    return (own or windows)[-1]
-
-
-def _label(window: dict[str, Any], *, end: bool = False) -> str:
-    """Return a short name for a window: its number for row windows, else its start time.
-
-    >>> _label({"start": "2026-11-30T00:00:00+00:00"}), _label({"index": 3, "start": "x"})
-    ('2026-11-30', '#3')
-    """
-    if window.get("index") is not None:
-        return f"#{window['index']}"
-    moment = window.get("end" if end else "start")
-    if not isinstance(moment, str):
-        return "—" if moment is None else str(moment)
-    try:
-        parsed = datetime.fromisoformat(moment)
-    except ValueError:
-        return moment
-    if (parsed.hour, parsed.minute, parsed.second) == (0, 0, 0):
-        return parsed.strftime("%Y-%m-%d")
-    return parsed.strftime("%Y-%m-%d %H:%M")

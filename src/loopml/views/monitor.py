@@ -25,7 +25,7 @@ ALERT_FIELDS = ("id", "model", "version", "window", "start_key", "window_start",
 
 def report_json(report: dict[str, Any]) -> str:
     """Return the whole report as strict JSON text (NaN and infinities as null)."""
-    from loopml.monitor.report_html import report_json_text
+    from loopml.monitor.report_data import report_json_text
 
     return report_json_text(report)
 
@@ -37,7 +37,7 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
     """
     from rich.table import Table
 
-    from loopml.monitor.report_html import alerts_by_window, references, skipped_text
+    from loopml.monitor.report_data import alerts_by_window, references, skipped_text
 
     windows = [w for w in _list(report.get("windows")) if isinstance(w, dict)]
     alerts = _list(report.get("alerts"))
