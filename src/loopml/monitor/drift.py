@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput
+from loopml.monitor.reference import FeatureRef, Reference
 from loopml.monitor.settings import DriftSettings, QualitySettings
-from loopml.monitor.sketch import FeatureRef, FeatureSketch, Reference, WindowSketch
+from loopml.monitor.sketch import FeatureSketch, WindowSketch
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -170,7 +171,7 @@ def _statistics(ref: FeatureRef, window: FeatureSketch) -> _Stats | None:
     import numpy as np
 
     from loopml.monitor import stats as st
-    from loopml.monitor.sketch import representatives
+    from loopml.monitor.binning import representatives
 
     current = np.asarray(window.counts, dtype=np.float64)
     if current.sum() <= 0:
@@ -405,7 +406,7 @@ def _sketch_parquet(ref: Reference, path: Path) -> WindowSketch:
     """Return the sketch of a Parquet file, read a few columns at a time (bounded memory)."""
     import pyarrow.parquet as pq
 
-    from loopml.monitor.sketch import COLUMNS_PER_READ, iter_parquet
+    from loopml.monitor.binning import COLUMNS_PER_READ, iter_parquet
 
     file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering kept row groups: +300 MB
     present = [n for n in ref.features if n in file.schema_arrow.names]

@@ -33,8 +33,9 @@ from loopml.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from loopml.monitor.reference import Reference
     from loopml.monitor.settings import MonitorSection
-    from loopml.monitor.sketch import Reference, WindowSketch
+    from loopml.monitor.sketch import WindowSketch
     from loopml.registry.registry import Registry
     from loopml.store.models import ModelVersionRecord
     from loopml.store.monitoring import AlertRecord, CursorRecord, WindowRecord
@@ -106,7 +107,7 @@ class Monitor:
 
     def reference(self, version: int) -> Reference:
         """Return the reference of ``version``, made once and stored (see the module doc)."""
-        from loopml.monitor.sketch import FeatureRef, Reference
+        from loopml.monitor.reference import FeatureRef, Reference
 
         if version in self._references:
             return self._references[version]
@@ -130,7 +131,7 @@ class Monitor:
 
     def _make_reference(self, version: int) -> dict[str, Any]:
         from loopml.monitor.performance import model_reference
-        from loopml.monitor.sketch import Reference
+        from loopml.monitor.reference import Reference
 
         record = self.record(version)
         dataset = record.lineage.get("dataset")
