@@ -152,6 +152,7 @@ def test_demo_closes_the_loop(tmp_path):  # ~1.5 min: three trainings, ONNX, gat
     home = tmp_path / "demo"
     result = loopml("demo", "--dir", str(home))
     assert result.returncode == 0, result.stderr
+    story = result.stdout[result.stdout.find("7 · retrain"):]  # shown when an assert fails
     assert "failed (3 violation(s))" in result.stdout  # the bad batch is caught
     card = Path(result.stdout.split("Model card:")[1].split()[0])
     assert card.is_file() and "Fairness by sensitive group" in card.read_text()
@@ -170,14 +171,14 @@ def test_demo_closes_the_loop(tmp_path):  # ~1.5 min: three trainings, ONNX, gat
     alerts = json.loads(loopml("alerts", "list", "--json", home=home).stdout)
     raised = {(a["version"], a["start_key"], a["kind"]) for a in alerts}
     for window in (2, 3):
-        assert {(1, window, "drift"), (1, window, "performance")} <= raised
-    assert {(v, w) for v, w, _ in raised} <= {(1, 2), (1, 3)}
+        assert {(1, window, "drift"), (1, window, "performance")} <= raised, story
+    assert {(v, w) for v, w, _ in raised} <= {(1, 2), (1, 3)}, story
 
     # The challenger was promoted by the retraining policy, after beating the champion on
     # recent labelled rows it did not train on; a weaker one was refused before.
     history = json.loads(loopml("models", "history", "demo", "--json", home=home).stdout)
     assert [(e["from_version"], e["to_version"], e["outcome"]) for e in history] == \
-        [(None, 1, "moved"), (1, 2, "refused"), (1, 3, "moved")]
+        [(None, 1, "moved"), (1, 2, "refused"), (1, 3, "moved")], story
     champion = json.loads(loopml("models", "show", "demo@champion", "--json", home=home).stdout)
     why = champion["why"][0]
     assert champion["version"] == 3 and why["actor"] == "loopml retrain" and why["gates_passed"]

@@ -42,10 +42,11 @@ RETRAIN = {"on": ["drift", "performance"], "min_new_labeled_rows": 500, "data": 
 # Retraining's gates. Gender is not a model input, so the server never logs it and a fairness
 # gate by gender cannot run on production rows; the data contract describes the old world
 # (its ranges, and columns such as the e-mail that the log does not carry), so it is off here:
-# the new dataset version gets its own. The rest are the champion's gates.
+# the new dataset version gets its own. The latency gate is left to the first promotion: the
+# demo serves traffic meanwhile on the same cores, which is not what it should measure.
 RETRAIN_GATES = {"metrics": ["roc_auc >= 0.65"],
                  "beats_champion": {"metric": "roc_auc", "min_delta": 0.02},
-                 "latency_p99_ms": 50, "max_size_mb": 50, "data_contract": False}
+                 "max_size_mb": 50, "data_contract": False}
 
 
 @dataclass
@@ -191,7 +192,7 @@ def run_loop(workspace: Workspace, config: ProjectConfig, console: Console, *,
         story.retrain = retrain_model(workspace, project, model="demo",
                                       log_dir=str(server.log_dir), console=console)
         story.promoted = bool(getattr(story.retrain, "promoted", False))
-        deadline = time.time() + 30
+        deadline = time.time() + (60 if story.promoted else 0)
         while time.time() < deadline and server.version() == story.served_before:
             time.sleep(0.2)
         story.served_after = server.version()
