@@ -11,6 +11,8 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+# the report's tolerant readers of records that are dicts or objects, shared with the page
+from loopml.monitor.report_data import _field, _float, _int, _list
 from loopml.views.runs import fmt_time
 from loopml.views.text import line, plain
 
@@ -211,23 +213,6 @@ def _opt(value: Any, missing: str = "") -> str:
 def _has(record: Any, key: str) -> bool:
     return key in record if isinstance(record, dict) else hasattr(record, key)
 
-
-def _field(record: Any, key: str) -> Any:
-    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and math.isfinite(value) else 0
 
 
 def _count(value: Any) -> str:
