@@ -63,10 +63,11 @@ def print_summary(console: Console, report: dict[str, Any], *, limit: int = 30) 
                    if isinstance(w.get("performance"), dict) and w["performance"].get("metric")),
                   "metric")
     table = Table(title=plain("windows"), title_justify="left")
-    for header, justify in (("start", "left"), ("version", "right"), ("rows", "right"),
-                            ("drift share", "right"), ("drifted features", "left"),
-                            ("quality issues", "right"), (f"{metric} realised", "right"),
-                            ("estimated", "right"), ("alerts", "left")):
+    # short headers: the table must read on an 80-column terminal
+    for header, justify in (("window", "left"), ("v", "right"), ("rows", "right"),
+                            ("drift", "right"), ("drifted", "left"),
+                            ("quality", "right"), (metric, "right"),
+                            ("estimate", "right"), ("alerts", "left")):
         table.add_column(plain(header), justify=justify)
     raised = alerts_by_window({**report, "windows": windows})
     for window, found in list(zip(windows, raised, strict=True))[-limit:]:
@@ -94,7 +95,9 @@ def _window_row(window: dict[str, Any], alerts: list[Any], metric: str) -> list[
     share_text = "-" if not math.isfinite(share) else f"{share:.1%}"
     issues = len(_list(quality.get("issues")))
     critical = any(_field(a, "severity") == "critical" for a in alerts)
-    kinds = ", ".join(dict.fromkeys(str(_field(a, "kind")) for a in alerts))
+    kinds = ", ".join(dict.fromkeys(str(_field(a, "kind")).replace("prediction_drift",
+                                                                    "output drift")
+                                    for a in alerts))
     start = (f"#{window['index']}" if window.get("index") is not None
              else _utc(window.get("start")))
     return [plain(start), plain(_opt(window.get("version"), "-")),
