@@ -341,13 +341,14 @@ def window_quality(reference: Reference, sketch: WindowSketch,
 
     Missing share is over the window's rows, out-of-range and unseen shares over its values,
     invalid share (contract violations: values not readable as the column's type) over its
-    rows, checked against the ``out_of_range`` limit. A PII column shows no unseen value.
+    rows, checked against the ``out_of_range`` limit. Personal-data columns are not read at
+    all (their values are never parsed), so they have no quality figures.
     """
     settings = settings or QualitySettings()
     columns, issues = [], []
     for name, ref in reference.features.items():
         window = sketch.features.get(name)
-        if window is None or window.count == 0:
+        if window is None or window.count == 0 or ref.pii is not None:
             continue
         values = max(window.values, 0)
         row = {"name": name, "missing_share": window.missing / window.count,

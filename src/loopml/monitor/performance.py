@@ -91,6 +91,8 @@ def realised_interval(task: str, labels: Sequence[Any], y_true: Any, prediction:
     from loopml.evaluate.metrics import get_metric
 
     spec = get_metric(metric, task=task)
+    if spec.needs_proba and probabilities is None:
+        return None  # a model that logged no probabilities: no interval of a ranking metric
     task, y, pred, proba, indices = _encoded(task, labels, y_true, prediction, probabilities,
                                              threshold=threshold)
     rng = np.random.default_rng(seed)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopml.errors import InvalidInput, NotFound
+from loopml.errors import InvalidInput, LoopmlError, NotFound
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -92,6 +92,7 @@ class Monitor:
         self._extras: dict[int, dict[str, Any]] = {}
         self._records: dict[int, ModelVersionRecord] = {}
         self._parsers: dict[int, Any] = {}
+        self._unmonitored: dict[int, str] = {}  # version -> why it has no reference
 
     @property
     def monitoring(self) -> Any:
@@ -151,8 +152,10 @@ class Monitor:
                                           source=f"profile of {data_version.ref}")
         try:
             model = model_reference(self.registry, record)
-        except (InvalidInput, NotFound) as exc:  # e.g. the split is gone: drift still works
-            model = {"error": str(exc)}
+        except (LoopmlError, AttributeError, ValueError, TypeError) as exc:
+            # the split is gone, the artifact fails its check, no predict_proba …: drift and
+            # quality still work; performance has no estimate and compares with the card
+            model = {"error": str(exc)[:500], "test_metrics": dict(record.metrics or {})}
         return {"features": features.to_json(), "model": model}
 
     # -- one pass --------------------------------------------------------------------------
@@ -186,13 +189,15 @@ class Monitor:
             if progress is not None:
                 progress(done, len(segments), result.rows)
         new_feedback = feedback[-1].name if feedback else cursor.feedback
+        if feedback:  # labels arrived: recent windows' realised performance may have moved.
+            # Marked before the cursor passes the feedback: a pass killed in between marks
+            # them again next time, never loses them.
+            self.monitoring.mark_dirty(self.model, self.window, [
+                w.key for w in self.monitoring.windows(self.model, self.window)
+                if self._within_label_horizon(w, feedback[0].epoch_ms)])
         if touched or last_name != cursor.predictions or new_feedback != cursor.feedback:
             cursor = self._flush(cursor, last_name, new_feedback, state, touched)
             result.windows_updated += len(touched)
-        if feedback:  # labels arrived: recent windows' realised performance may have moved
-            self.monitoring.mark_dirty(self.model, self.window, [
-                w.key for w in self.monitoring.windows(self.model, self.window)
-                if self._within_label_horizon(w, feedback[-1].epoch_ms)])
         result.new_alerts = self._recompute(result)
         return result
 
@@ -233,10 +238,14 @@ class Monitor:
         added = 0
         for version in sorted(set(table.column("version").to_pylist())):
             part = table.filter(pc.equal(table.column("version"), version))
+            if version in self._unmonitored:
+                continue
             try:
                 reference = self.reference(version)
-            except NotFound as exc:
-                result.skipped.append((segment.path, f"version {version}: {exc}"))
+            except (NotFound, InvalidInput) as exc:  # deleted, or imported without its data
+                self._unmonitored[version] = str(exc)
+                result.skipped.append((segment.path, f"{self.model}@{version} is not "
+                                       f"monitored (its rows are passed over): {exc}"))
                 continue
             record = self.record(version)
             if version not in self._parsers:  # one per version: it learns the columns' types
@@ -372,6 +381,10 @@ class Monitor:
         classes = list(outputs.get("labels") or [])
         metric = self.settings.performance.metric or record.lineage.get("metric") \
             or _default_metric(record.task)
+        if not _fits(metric, record.task):  # a project-wide metric another task cannot have
+            metric = record.lineage.get("metric") if _fits(record.lineage.get("metric"),
+                                                           record.task) \
+                else _default_metric(record.task)
         reference_value = (extras.get("test_metrics") or record.metrics or {}).get(metric)
         table = self._window_rows(window)
         out: dict[str, Any] = {"metric": metric, "reference": reference_value,
@@ -465,7 +478,9 @@ class Monitor:
                                    "test_metrics": self.model_extras(v).get("test_metrics")}
                           for v in versions},
             "rule": _rule_text(self.settings),
-            "settings": self.settings.model_dump(mode="json"),
+            # the webhook URL often carries a secret token: only whether one is set
+            "settings": {**self.settings.model_dump(mode="json", exclude={"webhook"}),
+                         "webhook": bool(self.settings.webhook)},
             "windows": results,
             "alerts": [_alert_json(a) for a in alerts],
         }
@@ -502,6 +517,12 @@ def _probabilities(table: pa.Table) -> Any:
 def _default_metric(task: str) -> str:
     return {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}.get(task,
                                                                                     "accuracy")
+
+
+def _fits(metric: str | None, task: str) -> bool:
+    from loopml.evaluate.metrics import METRICS
+
+    return metric in METRICS and task in METRICS[metric].tasks
 
 
 def _direction(metric: str) -> int:
