@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,27 +14,6 @@ if TYPE_CHECKING:
     from loopml.monitor.settings import MonitorSection
 
 alerts_app = sub_app("Alerts the monitor raised (drift, quality, performance).")
-
-
-def _since(text: str | None) -> datetime | None:
-    """Parse ``--since``: an ISO date or time (UTC when no zone), or a duration (``7d``)."""
-    if text is None:
-        return None
-    from loopml.monitor.settings import parse_window
-
-    try:
-        kind, size = parse_window(text)
-        if kind == "time":
-            return datetime.fromtimestamp(datetime.now(UTC).timestamp() - size, UTC)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"--since: expected an ISO date/time (2026-11-30, "
-                                 f"2026-11-30T12:00) or a duration (6h, 7d), got {text!r}"
-                                 ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _settings(config: Path | None) -> tuple[MonitorSection, ProjectConfig | None]:
@@ -86,7 +64,7 @@ def monitor(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from loopml.errors import InvalidInput
-    from loopml.monitor.service import default_log_dir, monitor_once
+    from loopml.monitor.service import default_log_dir, monitor_once, parse_since
     from loopml.monitor.service import follow as follow_passes
     from loopml.registry.registry import Registry
     from loopml.views import monitor as views
@@ -101,7 +79,7 @@ def monitor(
     if target is None:
         raise InvalidInput("which model? give NAME or NAME@ALIAS (or run in a folder with a "
                            "loopml.yaml)")
-    moment = _since(since)
+    moment = parse_since(since)
     workspace = Workspace.from_env(home)
     folder = str(log_dir) if log_dir else default_log_dir(workspace, settings)
     screen = console()
@@ -180,11 +158,12 @@ def list_alerts(
 ) -> None:
     """List the alerts the monitor raised, newest first."""
     from loopml.cli.common import tracking_client
+    from loopml.monitor.service import parse_since
     from loopml.views import monitor as views
 
     client = tracking_client(home, create=False)
     try:
-        found = client.store.monitoring.alerts(model=model, since=_since(since), kinds=kind,
+        found = client.store.monitoring.alerts(model=model, since=parse_since(since), kinds=kind,
                                                limit=limit)
     finally:
         client.close()

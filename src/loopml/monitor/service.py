@@ -47,6 +47,35 @@ def model_name(ref: str) -> tuple[str, str | None]:
     return name, alias or None
 
 
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """Return the moment ``--since`` names: an ISO date/time (UTC without a zone) or a span back.
+
+    >>> from datetime import datetime, UTC
+    >>> parse_since("2026-11-30").isoformat()
+    '2026-11-30T00:00:00+00:00'
+    >>> parse_since("1d", now=datetime(2026, 11, 30, 12, tzinfo=UTC)).isoformat()
+    '2026-11-29T12:00:00+00:00'
+    """
+    from datetime import UTC, timedelta
+
+    from loopml.monitor.settings import parse_window
+
+    if text is None:
+        return None
+    try:
+        kind, size = parse_window(text)
+    except ValueError:
+        kind, size = "", 0
+    if kind == "time":
+        return (now or datetime.now(UTC)) - timedelta(seconds=size)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--since: expected an ISO date/time (2026-11-30, 2026-11-30T12:00) "
+                           f"or a span back (6h, 7d), got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def default_log_dir(workspace: Workspace, settings: MonitorSection) -> str:
     """Return the prediction log folder: ``monitor.log_dir`` or ``<workspace>/predictions``."""
     return settings.log_dir or str(workspace.home / "predictions")
