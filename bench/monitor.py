@@ -434,7 +434,7 @@ def _segment(features: Any, first: int, total: int, *, model: str, version: int)
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from loopml.serve.predlog_format import PREDICTION_SCHEMA
+    from loopml.predlog import PREDICTION_SCHEMA
 
     n = features.num_rows
     index = np.arange(first, first + n)

@@ -137,7 +137,7 @@ class DemoServer:
 
     def wait_for_log(self, rows: int, *, timeout: float = 30.0) -> None:
         """Wait until the log holds ``rows`` predictions and labels (published every second)."""
-        from loopml.serve.predlog import read_log
+        from loopml.predlog import read_log
 
         deadline = time.time() + timeout
         while time.time() < deadline:

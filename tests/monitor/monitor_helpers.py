@@ -10,9 +10,9 @@ from typing import Any
 import pyarrow as pa
 
 from loopml.demo_data import make_credit
+from loopml.predlog.format import KINDS, ROW_MAKERS
+from loopml.predlog.sinks import sink_for
 from loopml.registry.registry import Registry
-from loopml.serve.predlog_format import _ROW_MAKERS, KINDS
-from loopml.serve.predlog_sinks import _sink_for
 from loopml.workspace import Workspace
 
 # Days before today (labels are only joined to windows within the label horizon, 30 days)
@@ -22,11 +22,11 @@ DAY2 = DAY1 + timedelta(days=1)
 
 def publish(folder: Path | str, kind: str, records: list[dict[str, Any]]) -> str:
     """Publish ``records`` as one segment of ``kind`` (as the server's writer does); its name."""
-    rows = [_ROW_MAKERS[kind](record, 0) for record in records]
+    rows = [ROW_MAKERS[kind](record, 0) for record in records]
     schema = KINDS[kind]
     table = pa.table({field.name: [row[i] for row in rows] for i, field in enumerate(schema)},
                      schema=schema)
-    sink = _sink_for(folder, kind)
+    sink = sink_for(folder, kind)
     sink.open()
     return sink.publish(table)
 

@@ -1,7 +1,7 @@
 """Ground-truth labels from the feedback log: the latest per row, joined to the predictions.
 
 Labels arrive through ``POST /v1/models/{name}/feedback`` as feedback segments (see
-:mod:`loopml.serve.predlog`): ``request_id``, ``row`` (null: every row of that request),
+:mod:`loopml.predlog`): ``request_id``, ``row`` (null: every row of that request),
 ``ts`` and ``label`` (JSON text). They may come late, for part of a request, twice (the later
 one wins), for request ids no prediction has, or with a value the model cannot have; each
 case is counted, never silently mixed into a metric.
@@ -28,7 +28,7 @@ from loopml.errors import InvalidInput
 if TYPE_CHECKING:
     import numpy as np
 
-    from loopml.serve.predlog_read import Skipped
+    from loopml.predlog.read import Skipped
 
 #: The table :func:`latest_labels` gives: the feedback schema plus ``superseded``, the number
 #: of earlier labels for the same (request_id, row) that the kept one replaced.
@@ -48,7 +48,7 @@ def latest_labels(folder: str | os.PathLike[str], *, skipped: Skipped | None = N
     Columns are those of :data:`LABELS_SCHEMA`. A row-null label applies to every row of its
     request (see :func:`join_labels`). Unreadable segments are appended to ``skipped``.
     """
-    from loopml.serve.predlog_read import iter_segments
+    from loopml.predlog import iter_segments
 
     tables = [table for _, table in iter_segments(folder, kind="feedback", skipped=skipped)]
     if not tables:

@@ -1,7 +1,7 @@
 """The prediction log read for monitoring: logged inputs as typed columns, outputs, windows.
 
 Each logged row keeps its inputs as one JSON object text (see
-:mod:`loopml.serve.predlog_format`). :func:`parse_inputs` turns a column of those texts into
+:mod:`loopml.predlog.format`). :func:`parse_inputs` turns a column of those texts into
 one typed column per monitored feature, read the way the server read the request (see
 :mod:`loopml.serve.inputs`):
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from loopml.data.catalog import AddResult
     from loopml.data.contract import Contract
     from loopml.data.validate import Violation
-    from loopml.serve.predlog_read import Skipped
+    from loopml.predlog.read import Skipped
 
 #: Rows of the log joined to the labels at once: one hash table of the labels per batch.
 JOIN_ROWS = 262_144
@@ -75,7 +75,7 @@ def labelled_rows(folder: str | os.PathLike[str], *, model: str, task: str,
     import pyarrow.compute as pc
 
     from loopml.monitor.labels import join_labels, latest_labels
-    from loopml.serve.predlog_read import iter_segments, list_segments
+    from loopml.predlog import iter_segments, list_segments
 
     labels = latest_labels(folder, skipped=skipped)
     parts: list[pa.Table] = []

@@ -162,7 +162,7 @@ class Monitor:
 
     def run_pass(self, *, progress: Progress | None = None) -> PassResult:
         """Read what is new in the log, update the windows, recompute verdicts and alerts."""
-        from loopml.serve.predlog_read import list_segments
+        from loopml.predlog import list_segments
 
         name = cursor_name(self.model, self.window)
         result = PassResult(self.model, self.window)
@@ -222,11 +222,10 @@ class Monitor:
         import pyarrow.compute as pc
 
         from loopml.monitor.logscan import InputParser, prediction_values, window_keys
-        from loopml.serve.predlog_format import TornSegment
-        from loopml.serve.predlog_read import read_segment
-        from loopml.serve.predlog_sinks import _split
+        from loopml.predlog import TornSegment, read_segment
+        from loopml.predlog.sinks import split_location
 
-        fs, _ = _split(self.log_dir)
+        fs, _ = split_location(self.log_dir)
         try:
             table = read_segment(segment, filesystem=fs)
         except TornSegment as exc:
@@ -430,15 +429,15 @@ class Monitor:
         import pyarrow.compute as pc
 
         from loopml.monitor.logscan import window_keys
-        from loopml.serve.predlog_format import TornSegment
-        from loopml.serve.predlog_read import _day_clamped
-        from loopml.serve.predlog_sinks import _split
+        from loopml.predlog import TornSegment
+        from loopml.predlog.read import day_of
+        from loopml.predlog.sinks import split_location
 
-        fs, base = _split(self.log_dir)
+        fs, base = split_location(self.log_dir)
         parts = []
         for entry in window.segments:
             name = entry[0]
-            day = _day_clamped(int(name[:13]))
+            day = day_of(int(name[:13]))
             path = f"{base.rstrip('/')}/predictions/{day}/{name}"
             try:
                 table = _read_columns(path, fs)
@@ -490,7 +489,7 @@ def _read_columns(path: str, fs: Any) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from loopml.serve.predlog_format import TornSegment
+    from loopml.predlog import TornSegment
 
     try:
         with (fs.open(path, "rb") if fs is not None else open(path, "rb")) as f:

@@ -5,7 +5,8 @@ in-memory queue and returns at once (``False`` when the queue is full: the serve
 rather than wait). One background thread turns what is queued into a Parquet *segment* every
 ``flush_rows`` rows or ``flush_seconds`` seconds, whichever comes first, so segments are bounded
 by size and by time. Monitoring reads the segments back with :func:`read_log`,
-:func:`iter_segments` or, keeping a cursor, :func:`segments_after`.
+:func:`iter_segments` or, keeping a cursor, :func:`segments_after`; they, the schemas and the
+sinks live in :mod:`loopml.predlog`, below both the server and the monitor.
 
 Layout, under the log folder (a path, ``file://`` URL or any fsspec URL)::
 
@@ -46,17 +47,19 @@ from typing import Any
 import pyarrow as pa
 
 from loopml.errors import InvalidInput
-from loopml.serve.predlog_format import (
-    _ROW_MAKERS,
+from loopml.predlog.format import (
     FEEDBACK_SCHEMA,
     KINDS,
     PREDICTION_SCHEMA,
+    ROW_MAKERS,
     Record,
     TornSegment,
     log,
     to_json,
 )
-from loopml.serve.predlog_read import (
+
+# the readers, re-exported: ``from loopml.serve.predlog import read_log`` keeps working
+from loopml.predlog.read import (
     Segment,
     iter_segments,
     list_segments,
@@ -64,7 +67,7 @@ from loopml.serve.predlog_read import (
     read_segment,
     segments_after,
 )
-from loopml.serve.predlog_sinks import _sink_for
+from loopml.predlog.sinks import sink_for
 
 __all__ = [
     "FEEDBACK_SCHEMA",
@@ -192,7 +195,7 @@ class PredictionLog:
         if not (isinstance(self.flush_seconds, (int, float)) and self.flush_seconds > 0):
             raise InvalidInput(f"prediction log flush_seconds must be a number > 0, "
                                f"got {self.flush_seconds!r}")
-        self._sink = _sink_for(self.folder, self.kind)
+        self._sink = sink_for(self.folder, self.kind)
         self._sink.open()
         # Import now what the first flush needs (pyarrow.parquet; pa.array imports pandas):
         # ~0.5 s of imports in the writer thread would hold the GIL while serving.
@@ -320,7 +323,7 @@ class PredictionLog:
     def _table(self, batches: list[_Batch]) -> pa.Table:
         """Return the batches' records as one table; unconvertible records are left out."""
         schema = KINDS[self.kind]
-        make = _ROW_MAKERS[self.kind]
+        make = ROW_MAKERS[self.kind]
         rows = []
         for batch in batches:
             for record in batch.records:

@@ -17,8 +17,8 @@ from loopml.errors import InvalidInput
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-from loopml.serve.predlog_format import _DAY, _SEGMENT, KINDS, TornSegment, _micros, log
-from loopml.serve.predlog_sinks import _day, _split
+from loopml.predlog.format import _DAY, _SEGMENT, KINDS, TornSegment, _micros, log
+from loopml.predlog.sinks import _day, split_location
 
 # ---------------------------------------------------------------------------------- readers
 
@@ -67,13 +67,13 @@ def list_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
     ``.tmp``, a foreign file) are appended to ``skipped`` as ``(path, reason)``.
     """
     _kind_schema(kind)
-    fs, base = _split(folder)
+    fs, base = split_location(folder)
     root = f"{base.rstrip('/')}/{kind}"
     since_us = _bound_us(since, "since")
     since_ms = None if since_us is None else since_us // 1000
     newest_ms = (time.time_ns() // 1_000_000 - round(settle_seconds * 1000)
                  if settle_seconds > 0 else None)
-    first_day = None if since_ms is None else _day_clamped(since_ms)
+    first_day = None if since_ms is None else day_of(since_ms)
     if after is not None and _SEGMENT.match(after):
         after_day = _day(int(after[:13]))
         first_day = after_day if first_day is None else max(first_day, after_day)
@@ -98,8 +98,12 @@ def list_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
     return found
 
 
-def _day_clamped(epoch_ms: int) -> str:
-    """Return the UTC day of ``epoch_ms``, or the first/last day a datetime can hold."""
+def day_of(epoch_ms: int) -> str:
+    """Return the UTC day of ``epoch_ms``, or the first/last day a datetime can hold.
+
+    >>> day_of(1764480000000), day_of(10**20)
+    ('2025-11-30', '9999-12-31')
+    """
     try:
         return _day(epoch_ms)
     except (OverflowError, ValueError, OSError):
@@ -169,7 +173,7 @@ def iter_segments(folder: str | os.PathLike[str], *, kind: str = "predictions",
     """
     import pyarrow.compute as pc
 
-    fs, _ = _split(folder)
+    fs, _ = split_location(folder)
     since_us = _bound_us(since, "since")
     until_us = _bound_us(until, "until")
     for segment in list_segments(folder, kind=kind, since=since, after=after,

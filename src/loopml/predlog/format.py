@@ -1,6 +1,7 @@
 """The prediction log's format: segment schemas and names, and records turned into rows.
 
-See :mod:`loopml.serve.predlog` for the whole design.
+The server writes these rows (:mod:`loopml.serve.predlog`, where the whole design is told) and
+the monitor reads them back (:mod:`loopml.predlog.read`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import pyarrow as pa
 
 from loopml.errors import StoreError
 
-log = logging.getLogger("loopml.serve.predlog")  # one logger for the whole log
+# one logger for the whole log, writer and readers; its name predates this package and is
+# kept so that users' logging settings still apply
+log = logging.getLogger("loopml.serve.predlog")
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -178,6 +181,8 @@ def _feedback_row(record: Record, default_us: int) -> tuple[Any, ...]:
             default_us if ts is None else _micros(ts), to_json(record["label"]))
 
 
-_ROW_MAKERS = {"predictions": _prediction_row, "feedback": _feedback_row}
+#: Per kind, the function turning one record (and the default ts, epoch microseconds) into a row
+#: of that kind's schema: used by the writer and by tests that write segments directly.
+ROW_MAKERS = {"predictions": _prediction_row, "feedback": _feedback_row}
 
 

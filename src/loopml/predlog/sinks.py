@@ -17,7 +17,7 @@ from loopml.errors import InvalidInput
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-from loopml.serve.predlog_format import _TMP_SUFFIX, log
+from loopml.predlog.format import _TMP_SUFFIX, log
 
 # ---------------------------------------------------------------------------------- sinks
 
@@ -186,8 +186,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _split(folder: str | os.PathLike[str]) -> tuple[AbstractFileSystem | None, str]:
-    """Return (None, local path) or (fsspec filesystem, path in it) for a log folder."""
+def split_location(folder: str | os.PathLike[str]) -> tuple[AbstractFileSystem | None, str]:
+    """Return (None, local path) or (fsspec filesystem, path in it) for a log folder.
+
+    >>> split_location("file:///var/log/loopml")
+    (None, '/var/log/loopml')
+    """
     text = os.fspath(folder)
     if not isinstance(text, str) or not text:
         raise InvalidInput(f"prediction log folder {folder!r} must be a path or a URL")
@@ -205,8 +209,9 @@ def _split(folder: str | os.PathLike[str]) -> tuple[AbstractFileSystem | None, s
     return fs, base
 
 
-def _sink_for(folder: str | os.PathLike[str], kind: str) -> _LocalSink | _FsspecSink:
-    fs, base = _split(folder)
+def sink_for(folder: str | os.PathLike[str], kind: str) -> _LocalSink | _FsspecSink:
+    """Return the sink publishing ``kind`` segments under ``folder`` (not opened yet)."""
+    fs, base = split_location(folder)
     if fs is None:
         return _LocalSink(Path(base).expanduser().absolute(), kind)
     return _FsspecSink(fs, base, kind, os.fspath(folder))
