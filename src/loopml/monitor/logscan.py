@@ -3,7 +3,7 @@
 Each logged row keeps its inputs as one JSON object text (see
 :mod:`loopml.predlog.format`). :func:`parse_inputs` turns a column of those texts into
 one typed column per monitored feature, read the way the server read the request (see
-:mod:`loopml.serve.inputs`):
+the server's input checks (serve/inputs.py)):
 
 - ``numeric``: float64; a JSON number, or true/false as 1/0. Text, lists and objects are
   *invalid* (counted, then treated as missing).
