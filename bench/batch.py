@@ -81,7 +81,9 @@ def measure(trainer: str, train: Any, frame: Any, folder: Path, *, chunk_rows: i
     from loopml.optimize.contract import input_feeds
     from loopml.optimize.export import to_onnx
     from loopml.optimize.runtime import OnnxModel
-    from loopml.serve.batch import _Scorer, rechunk, score_file
+    from loopml.serve.batch import score_file
+    from loopml.serve.batch_io import rechunk
+    from loopml.serve.batch_scorer import _Scorer
 
     native = build(trainer, train)
     model = OnnxModel.from_bytes(to_onnx(native))

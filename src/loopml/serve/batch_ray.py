@@ -11,12 +11,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import InvalidInput, LoopmlError
-from loopml.serve.batch import _RAISED, _Scorer, _TypeChange
+from loopml.serve.batch import _RAISED, _TypeChange
+from loopml.serve.batch_scorer import _Scorer
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from loopml.serve.batch import _Job, _Writer
+    from loopml.serve.batch import _Job
+    from loopml.serve.batch_io import _Writer
 
 
 def score_on_ray(job: _Job, writer: _Writer, schema: pa.Schema) -> int:
