@@ -41,16 +41,18 @@ LABELS_SCHEMA = pa.schema([
 ])
 
 
-def latest_labels(folder: str | os.PathLike[str], *, skipped: Skipped | None = None
-                  ) -> pa.Table:
+def latest_labels(folder: str | os.PathLike[str], *, skipped: Skipped | None = None,
+                  since: Any = None) -> pa.Table:
     """Return the last label by ``ts`` per (request_id, row) of every feedback segment.
 
     Columns are those of :data:`LABELS_SCHEMA`. A row-null label applies to every row of its
     request (see :func:`join_labels`). Unreadable segments are appended to ``skipped``.
+    ``since`` (a datetime or epoch seconds) leaves out labels that arrived before it.
     """
     from loopml.predlog import iter_segments
 
-    tables = [table for _, table in iter_segments(folder, kind="feedback", skipped=skipped)]
+    tables = [table for _, table in iter_segments(folder, kind="feedback", skipped=skipped,
+                                                  since=since)]
     if not tables:
         return LABELS_SCHEMA.empty_table()
     return dedupe_labels(pa.concat_tables(tables))

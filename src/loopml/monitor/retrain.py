@@ -304,12 +304,30 @@ class _Retrain:
         client = self.registry.client
         found = []
         for record in client.list_runs(project=project, top_level=True, limit=None):
-            if record.name != RUN_NAME or record.status != "FINISHED":
+            if record.name != RUN_NAME:
                 continue
             tags = client.run_detail(record.id).tags
-            if tags.get("model") == self.name:
-                found.append({**tags, "run_id": record.id})
+            if tags.get("model") != self.name:
+                continue
+            if record.status != "FINISHED":
+                # killed between its promotion and its record: it still made the champion
+                # (and trained on its rows) if the alias points at its challenger now
+                if tags.get("challenger") is None or "labels_until_us" not in tags:
+                    continue
+                tags = {**tags, "outcome": tags.get("outcome") or "promoted"} \
+                    if self._holds_alias(tags["challenger"]) else tags
+                if tags.get("outcome") not in TRAINED:
+                    continue
+            found.append({**tags, "run_id": record.id})
         return found
+
+    def _holds_alias(self, version: str) -> bool:
+        """Return whether ``promote_to`` points at ``version`` of the model now."""
+        try:
+            current = self.registry.models.aliases(self.name).get(self.policy.promote_to)
+        except NotFound:
+            return False
+        return current is not None and str(current) == str(version)
 
     def _trigger(self, champion: ModelVersionRecord, earlier: list[dict[str, str]]
                  ) -> tuple[list[AlertRecord], str]:

@@ -93,6 +93,7 @@ class Monitor:
         self._records: dict[int, ModelVersionRecord] = {}
         self._parsers: dict[int, Any] = {}
         self._unmonitored: dict[int, str] = {}  # version -> why it has no reference
+        self._open: dict[tuple[int, int], WindowSketch] = {}  # sketches of a pass's windows
 
     @property
     def monitoring(self) -> Any:
@@ -222,6 +223,7 @@ class Monitor:
         import pyarrow.compute as pc
 
         from loopml.monitor.logscan import InputParser, prediction_values, window_keys
+        from loopml.monitor.sketch import WindowSketch
         from loopml.predlog import TornSegment, read_segment
         from loopml.predlog.sinks import split_location
 
@@ -271,12 +273,13 @@ class Monitor:
                 if window is None:
                     window = self._load_window(version, key, reference)
                     touched[(version, key)] = window
-                sketch = self._sketch(window, reference)
+                sketch = self._open.get((version, key))
+                if sketch is None:  # parsed once a pass, written back at the checkpoint
+                    sketch = self._open[(version, key)] = WindowSketch.from_json(window.sketch)
                 sketch.update(features.take(take), reference=reference,
                               invalid={k: int(pc.sum(v.take(take)).as_py() or 0)
                                        for k, v in invalid.items()},
                               prediction=predicted.take(take))
-                window.sketch = sketch.to_json()
                 window.rows += len(rows)
                 first, last = pc.min_max(ts.take(take)).values()
                 window.first_ts = _earliest(window.first_ts, first.as_py())
@@ -297,16 +300,6 @@ class Monitor:
                             start_key=key, rows=0,
                             sketch=WindowSketch.empty(reference).to_json(), segments=[])
 
-    @staticmethod
-    def _sketch(window: WindowRecord, reference: Reference) -> WindowSketch:
-        from loopml.monitor.sketch import WindowSketch
-
-        cached = getattr(window, "_sketch", None)
-        if cached is None:
-            cached = WindowSketch.from_json(window.sketch)
-            window._sketch = cached  # type: ignore[attr-defined]  # parsed once per pass
-        return cached
-
     def _flush(self, cursor: CursorRecord, predictions: str | None, feedback: str | None,
                state: dict[str, Any], touched: dict[tuple[int, int], WindowRecord]
                ) -> CursorRecord:
@@ -314,7 +307,10 @@ class Monitor:
 
         moved = CursorRecord(cursor.name, predictions=predictions, feedback=feedback,
                              state=dict(state))
+        for key, window in touched.items():
+            window.sketch = self._open[key].to_json()
         self.monitoring.save_sketches(cursor, moved, list(touched.values()))
+        self._open = {}
         return CursorRecord(cursor.name, predictions=predictions, feedback=feedback,
                             state=dict(state), passes=cursor.passes + 1,
                             updated_at=datetime.now(UTC))
@@ -332,7 +328,9 @@ class Monitor:
         if any(self._has_outputs(w.version) for w in dirty):
             from loopml.monitor.labels import latest_labels
 
-            labels = latest_labels(self.log_dir, skipped=result.skipped)
+            # labels come after their predictions: older feedback cannot touch these windows
+            oldest = min((w.first_ts for w in dirty if w.first_ts is not None), default=None)
+            labels = latest_labels(self.log_dir, skipped=result.skipped, since=oldest)
         results, alerts = [], []
         for window in dirty:
             verdict = self.window_result(window, labels)
