@@ -193,17 +193,16 @@ class Monitor:
         if feedback:  # labels arrived: recent windows' realised performance may have moved.
             # Marked before the cursor passes the feedback: a pass killed in between marks
             # them again next time, never loses them.
-            self.monitoring.mark_dirty(self.model, self.window, [
-                w.key for w in self.monitoring.windows(self.model, self.window)
-                if self._within_label_horizon(w, feedback[0].epoch_ms)])
+            self.monitoring.mark_dirty(self.model, self.window, self.monitoring.keys_since(
+                self.model, self.window, self._label_cutoff(feedback[0].epoch_ms)))
         if touched or last_name != cursor.predictions or new_feedback != cursor.feedback:
             cursor = self._flush(cursor, last_name, new_feedback, state, touched)
             result.windows_updated += len(touched)
         result.new_alerts = self._recompute(result)
         return result
 
-    def _within_label_horizon(self, window: WindowRecord, newest_ms: int) -> bool:
-        """Return whether labels published at ``newest_ms`` may still update ``window``.
+    def _label_cutoff(self, oldest_ms: int) -> datetime:
+        """Return the oldest window end that labels published at ``oldest_ms`` may update.
 
         Re-reading a window's outputs costs a read of its segments; bounding how late a
         label may come (``monitor.performance.label_horizon``) keeps a pass's cost with the
@@ -211,9 +210,8 @@ class Monitor:
         """
         from loopml.monitor.settings import parse_window
 
-        horizon_ms = parse_window(self.settings.performance.label_horizon)[1] * 1000
-        last = window.last_ts
-        return last is None or last.timestamp() * 1000 >= newest_ms - horizon_ms
+        horizon_s = parse_window(self.settings.performance.label_horizon)[1]
+        return datetime.fromtimestamp(oldest_ms / 1000 - horizon_s, UTC)
 
     def _read_segment(self, segment: Any, touched: dict[tuple[int, int], WindowRecord],
                       state: dict[str, Any], result: PassResult) -> int:

@@ -140,6 +140,22 @@ class Monitoring:
         found.sort(key=lambda w: (w.start_key, w.version))
         return found
 
+    def keys_since(self, model: str, window: str, since: datetime | None
+                   ) -> list[tuple[int, int]]:
+        """Return ``(version, start_key)`` of windows whose last row is at ``since`` or later.
+
+        Reads no sketch: this is how a pass picks the windows new labels may reach.
+        """
+        from sqlalchemy import or_, select
+
+        query = select(MonitorWindow.version, MonitorWindow.start_key).where(
+            MonitorWindow.model == model, MonitorWindow.window == window)
+        if since is not None:
+            query = query.where(or_(MonitorWindow.last_ts.is_(None),
+                                    MonitorWindow.last_ts >= since))
+        with self._store.read() as conn:
+            return [(row.version, row.start_key) for row in conn.execute(query)]
+
     def save_sketches(self, cursor: CursorRecord, moved: CursorRecord,
                       windows: list[WindowRecord]) -> None:
         """Store ``windows`` (marked dirty) and move the cursor from ``cursor`` to ``moved``.
