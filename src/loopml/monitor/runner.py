@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from loopml.store.monitoring import AlertRecord, CursorRecord, WindowRecord
 
 FLUSH_ROWS = 1_000_000  # rows between stored checkpoints of a pass
+WEBHOOK_BATCH = 100  # alerts a pass POSTs at most
 _CHEAP_COLUMNS = ["request_id", "row", "ts", "model", "version", "prediction", "probabilities"]
 
 # (segments done, segments in all, rows so far): a progress bar's callback
@@ -339,7 +340,12 @@ class Monitor:
                        for a in found]
         new = self.monitoring.save_results(self.model, self.window, results, alerts)
         if self.settings.webhook:
-            for alert in new:
+            # this pass's alerts, and any a pass stopped before it could send in the last day
+            # (not a history raised before the webhook was set), oldest first
+            unsent = self.monitoring.alerts(model=self.model, unsent=True, limit=WEBHOOK_BATCH,
+                                            since=datetime.now(UTC) - timedelta(days=1))
+            for alert in sorted((a for a in unsent if a.window == self.window),
+                                key=lambda a: a.id):
                 self.monitoring.set_webhook(alert.id, send_webhook(self.settings.webhook, alert))
         return new
 

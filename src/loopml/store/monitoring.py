@@ -279,11 +279,17 @@ class Monitoring:
     # -- alerts ----------------------------------------------------------------------------
 
     def alerts(self, *, model: str | None = None, since: datetime | None = None,
-               kinds: list[str] | None = None, limit: int | None = None) -> list[AlertRecord]:
-        """Return alerts, newest first, optionally of one model, since a time, of some kinds."""
+               kinds: list[str] | None = None, limit: int | None = None,
+               unsent: bool = False) -> list[AlertRecord]:
+        """Return alerts, newest first, optionally of one model, since a time, of some kinds.
+
+        ``unsent``: only those no webhook call was made for yet.
+        """
         from sqlalchemy import select
 
         query = select(Alert).order_by(Alert.id.desc())
+        if unsent:
+            query = query.where(Alert.webhook.is_(None))
         if model is not None:
             query = query.where(Alert.model == model)
         if since is not None:
