@@ -23,6 +23,7 @@ _MODULES = {
     "linear": "loopml.train.trainers.linear",
     "logistic": "loopml.train.trainers.linear",
     "random_forest": "loopml.train.trainers.forest",
+    "extra_trees": "loopml.train.trainers.extra_trees",
     "hist_gradient_boosting": "loopml.train.trainers.hist_gb",
     "lightgbm": "loopml.train.trainers.lgbm",
     "xgboost": "loopml.train.trainers.xgb",
