@@ -45,6 +45,7 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
     from loopml.tracking import TrackingClient
     from loopml.train.plan import check_without_data, make_plan
 
+    command_started = time.perf_counter()  # the budget is the whole command's
     check_without_data(config)  # before the source is read, hashed or stored
     client = TrackingClient.from_workspace(workspace)
     catalog = Catalog(client.store, client.artifacts, pii_key=workspace_pii_key(workspace))
@@ -55,7 +56,8 @@ def train_project(config: ProjectConfig, *, workspace: Workspace, console: Conso
         tags = {"task": plan.task, "metric": plan.metric, "data": plan.version.ref,
                 **git_commit(project_dir or Path.cwd())}
         with client.start_run("train", project=config.project.name, tags=tags) as run:
-            outcome = _train(plan, run, client, catalog, workspace, console)
+            outcome = _train(plan, run, client, catalog, workspace, console,
+                             started=command_started)
         if register:
             outcome.version = _register(config, outcome, client, catalog, workspace, console)
         return outcome
@@ -140,13 +142,87 @@ def _ensure_dataset(config: ProjectConfig, catalog: Catalog, console: Console | 
     return version
 
 
+class Phases:
+    """Wall seconds of each phase of one command, in order (prepare, search, refit, …)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self._last = started
+        self.seconds: dict[str, float] = {}
+
+    def end(self, phase: str) -> float:
+        """Record that ``phase`` ends now; return its seconds."""
+        now = time.perf_counter()
+        self.seconds[phase] = now - self._last
+        self._last = now
+        return self.seconds[phase]
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class Budget:
+    """``train.time_budget_s`` as the whole command's: what the search may use of it.
+
+    Refit, evaluation and the card come after the search; their cost is reserved from the
+    trials' own measured times: one fit of the best candidate on all rows (a trial's time
+    over its folds, scaled from a fold's rows to all of them), once more for the threshold
+    of a binary model, evaluation and explanations as much again, plus a few seconds. The
+    search is asked to stop once the command has used its budget less that reserve.
+    """
+
+    FIXED_S = 3.0  # card, registry and process set-up that do not scale with the data
+    MAX_SHARE = 0.5  # never reserve more than half the budget
+
+    def __init__(self, seconds: float | None, started: float, *, folds: int) -> None:
+        self.seconds = seconds
+        self.started = started
+        self.folds = folds
+        self.reserved = 0.0
+        self.stopped = False
+
+    def search_seconds(self) -> float | None:
+        """Return the search's hard deadline: what the budget leaves after preparing."""
+        if self.seconds is None:
+            return None
+        return max(1.0, self.seconds - (time.perf_counter() - self.started) - self.FIXED_S)
+
+    def reserve(self, summary: SearchResult) -> float:
+        """Return the seconds to keep for refit, evaluation and the card (see the class)."""
+        costs = [t["seconds"] for t in summary.trials if t["model"] == summary.best_candidate
+                 and t["state"] == "COMPLETE" and t["seconds"]]
+        if not costs:
+            return self.FIXED_S
+        # the dearest trial of the candidate that would be refitted: its folds' fits, each
+        # on (k-1)/k of the rows the refit takes
+        one_fit = max(costs) / self.folds * (self.folds / max(self.folds - 1, 1))
+        cap = self.MAX_SHARE * (self.seconds or 0.0)
+        return min(cap, 3.0 * one_fit + self.FIXED_S) if cap else 3.0 * one_fit + self.FIXED_S
+
+    def should_stop(self, summary: SearchResult) -> bool:
+        """Return whether the search must end now to leave its reserve (asked on progress)."""
+        if self.seconds is None or summary.best_candidate is None:
+            return False
+        self.reserved = self.reserve(summary)
+        used = time.perf_counter() - self.started
+        if used >= self.seconds - self.reserved:
+            self.stopped = True
+        return self.stopped
+
+    def record(self) -> dict[str, Any]:
+        """Return what the card says of the budget."""
+        return {"budget": self.seconds, "reserved": self.reserved,
+                "stopped_for_reserve": self.stopped}
+
+
 def _say(console: Console | None, text: str) -> None:
     if console is not None:
         console.print(text, soft_wrap=True)
 
 
 def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Catalog,
-           workspace: Workspace, console: Console | None) -> TrainOutcome:
+           workspace: Workspace, console: Console | None, *, started: float | None = None
+           ) -> TrainOutcome:
     from loopml.train.search import SearchJob, threads_for, workers_for
 
     train_cfg = plan.config.train
@@ -167,9 +243,11 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                     encoding=plan.config.features.categorical_encoding, seed=train_cfg.seed,
                     workspace=workspace, project=plan.config.project.name,
                     parent_run_id=run.id, threads_per_trial=threads_for(workers))
-    started = time.perf_counter()
-    result = _search_with_progress(job, plan, workers, console)
-    seconds = time.perf_counter() - started
+    clock = Phases(started if started is not None else time.perf_counter())
+    clock.end("prepare")
+    budget = Budget(train_cfg.time_budget_s, clock.started, folds=max(1, len(plan.folds)))
+    result = _search_with_progress(job, plan, workers, console, budget)
+    seconds = clock.end("search")
     run.log_metrics({"trials_complete": result.complete, "search_seconds": seconds})
     if result.best_candidate is None:
         from loopml.errors import LoopmlError
@@ -189,7 +267,9 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                                           "score": result.best_score}}, "search_best.json")
         raise KeyboardInterrupt
     model = _refit(plan, job, result)
-    outcome = _evaluate_and_record(plan, model, result, run, workspace, workers, seconds)
+    clock.end("refit")
+    outcome = _evaluate_and_record(plan, model, result, run, workspace, workers, seconds,
+                                   clock=clock, budget=budget)
     if console is not None:
         metrics = outcome.card["evaluation"]["metrics"]
         console.print(f"best: [bold]{result.best_candidate}[/] ({result.complete} trials, "
@@ -200,8 +280,8 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
     return outcome
 
 
-def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Console | None
-                          ) -> SearchResult:
+def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Console | None,
+                          budget: Budget | None = None) -> SearchResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from loopml.train.search import run_search
@@ -222,8 +302,10 @@ def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Cons
             completed = done if cfg.trials is not None else time.time() - started
             progress.update(task, completed=completed, status=f"{done} trials · {best}")
 
-        return run_search(job, trials=cfg.trials, time_budget_s=cfg.time_budget_s,
-                          n_jobs=cfg.n_jobs, backend=cfg.backend, on_progress=show)
+        return run_search(job, trials=cfg.trials,
+                          time_budget_s=None if budget is None else budget.search_seconds(),
+                          n_jobs=cfg.n_jobs, backend=cfg.backend, on_progress=show,
+                          stop_when=None if budget is None else budget.should_stop)
 
 
 def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
@@ -247,7 +329,8 @@ def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
 
 
 def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,
-                         run: ActiveRun, workspace: Workspace, workers: int, seconds: float
+                         run: ActiveRun, workspace: Workspace, workers: int, seconds: float,
+                         *, clock: Phases | None = None, budget: Budget | None = None
                          ) -> TrainOutcome:
     from loopml.evaluate.card import card_json, render_card
     from loopml.evaluate.report import evaluate
@@ -262,6 +345,8 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
                           seed=plan.config.train.seed)
     run.log_metrics({f"test_{k}": v for k, v in evaluation["metrics"].items()
                      if v is not None})
+    if clock is not None:
+        clock.end("evaluation")
     card = {
         "name": f"{plan.config.project.name}/{plan.version.dataset}",
         "run_id": run.id, "task": plan.task, "target": plan.target, "metric": plan.metric,
@@ -279,6 +364,8 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
                    "best_score": result.best_score, "trials": result.trials},
         "config": plan.config.model_dump(mode="json"),
     }
+    if clock is not None:  # the card's own time is in the run's metrics, not in the card
+        card["timings"] = {**clock.seconds, **({} if budget is None else budget.record())}
     html = render_card(card)
     run.log_artifact(dump_model(model, key=signing_key(workspace)), MODEL_ARTIFACT)
     run.log_artifact(card_json(card), "model_card.json")
@@ -287,4 +374,8 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"model-card-{run.id[:12]}.html"
     path.write_text(html, encoding="utf-8")
+    if clock is not None:
+        clock.end("card")
+        run.log_metrics({f"phase_{name}_seconds": value for name, value in clock.seconds.items()})
+        run.log_metric("phase_total_seconds", clock.total())
     return TrainOutcome(run_id=run.id, model=model, card=card, card_path=path, search=result)

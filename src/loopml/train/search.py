@@ -120,8 +120,8 @@ def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     return candidate, params
 
 
-def _objective(job: SearchJob, client: Any, deadline: float | None = None
-               ) -> Callable[[optuna.Trial], float]:
+def _objective(job: SearchJob, client: Any, deadline: float | None = None,
+               stop_path: str | None = None) -> Callable[[optuna.Trial], float]:
     import numpy as np
     import optuna
 
@@ -142,7 +142,8 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None
                                              job.y[valid_rows]))
                 run.log_metric(f"fold_{job.metric}", scores[-1], step=index)
                 trial.report(sign * float(np.mean(scores)), index)
-                out_of_time = deadline is not None and time.time() > deadline
+                out_of_time = (deadline is not None and time.time() > deadline) or (
+                    stop_path is not None and os.path.exists(stop_path))
                 if index + 1 < len(job.folds) and (out_of_time or trial.should_prune()):
                     pruned = True  # a trial never runs far past the budget
                     break
@@ -222,7 +223,7 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline: float | None,
-               worker: int, threads: int | None = None) -> int:
+               worker: int, threads: int | None = None, stop_path: str | None = None) -> int:
     """Run trials of the shared study until the trial count or the deadline; return how many.
 
     ``threads`` caps this process's OpenMP/BLAS pools; it is only given in worker
@@ -252,11 +253,17 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                   optuna.trial.TrialState.FAIL)
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=states))
+    if stop_path is not None:  # the command asked the search to end (its time is reserved)
+        def stop_if_asked(study: optuna.Study, _: Any) -> None:
+            if os.path.exists(stop_path):
+                study.stop()
+
+        callbacks.append(stop_if_asked)
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     before = len(study.trials)
     try:
         with quiet_optuna():
-            study.optimize(_objective(job, client, deadline), n_trials=n_trials,
+            study.optimize(_objective(job, client, deadline, stop_path), n_trials=n_trials,
                            timeout=timeout, callbacks=callbacks,
                            catch=(ValueError, ArithmeticError), gc_after_trial=False)
     finally:
@@ -306,8 +313,14 @@ def threads_for(workers: int) -> int:
 
 def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | None,
                n_jobs: int, backend: str, on_progress: Callable[[SearchResult], None] | None
-               = None) -> SearchResult:
-    """Run the search; return its summary. Ctrl-C returns what finished, marked interrupted."""
+               = None, stop_when: Callable[[SearchResult], bool] | None = None
+               ) -> SearchResult:
+    """Run the search; return its summary. Ctrl-C returns what finished, marked interrupted.
+
+    ``stop_when`` is asked with each progress summary; once it answers True, workers start
+    no new trial and end the running ones at their next fold (the caller's reserve for what
+    comes after the search, measured from the trials' own times).
+    """
     import joblib
 
     deadline = None if time_budget_s is None else time.time() + time_budget_s
@@ -317,19 +330,27 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
                                                      ) as tmp:
         job_path = Path(tmp, "job.joblib")
         storage_path = Path(tmp, "study.journal")
+        stop_path = Path(tmp, "stop")
         joblib.dump(job, job_path)
         create_study(storage_path, job)
         interrupted = False
+
+        def progress(summary: SearchResult) -> None:
+            if on_progress is not None:
+                on_progress(summary)
+            if stop_when is not None and not stop_path.exists() and stop_when(summary):
+                stop_path.touch()
+
         try:
             if backend == "ray":
-                _run_on_ray(job_path, storage_path, trials, deadline, workers, on_progress,
-                            job.metric)
+                _run_on_ray(job_path, storage_path, trials, deadline, workers, progress,
+                            job.metric, stop_path)
             elif workers == 1:
-                _run_in_process(job_path, storage_path, trials, deadline, on_progress,
-                                job.metric)
+                _run_in_process(job_path, storage_path, trials, deadline, progress,
+                                job.metric, stop_path)
             else:
                 _run_on_processes(job_path, storage_path, trials, deadline, workers,
-                                  on_progress, job.metric)
+                                  progress, job.metric, stop_path)
         except KeyboardInterrupt:
             interrupted = True
         result = summarize(storage_path, job.metric, interrupted=interrupted)
@@ -337,7 +358,8 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
 
 
 def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
-                    deadline: float | None, on_progress: Any, metric: str) -> None:
+                    deadline: float | None, on_progress: Any, metric: str,
+                    stop_path: Path | None = None) -> None:
     import threading
 
     done = threading.Event()
@@ -345,7 +367,8 @@ def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
                               daemon=True)
     worker.start()
     try:
-        run_worker(str(job_path), str(storage_path), trials, deadline, 0)
+        run_worker(str(job_path), str(storage_path), trials, deadline, 0,
+                   stop_path=None if stop_path is None else str(stop_path))
     finally:
         done.set()
         worker.join()
@@ -361,14 +384,14 @@ def _poll(storage_path: Path, metric: str, on_progress: Any, done: Any) -> None:
 
 def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
                       deadline: float | None, workers: int, on_progress: Any,
-                      metric: str) -> None:
+                      metric: str, stop_path: Path | None = None) -> None:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     threads = threads_for(workers)
     processes = [context.Process(target=run_worker, name=f"loopml-trial-worker-{i}",
                                  args=(str(job_path), str(storage_path), trials, deadline, i,
-                                       threads),
+                                       threads, None if stop_path is None else str(stop_path)),
                                  daemon=True)
                  for i in range(workers)]
     for process in processes:
@@ -402,7 +425,8 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
 
 
 def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline: float | None,
-                workers: int, on_progress: Any, metric: str) -> None:
+                workers: int, on_progress: Any, metric: str,
+                stop_path: Path | None = None) -> None:
     import ray
 
     if not ray.is_initialized():
@@ -411,7 +435,10 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
             ignore_reinit_error=True)
     threads = threads_for(workers)
     remote = ray.remote(num_cpus=1, runtime_env={"env_vars": thread_env(threads)})(run_worker)
-    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i, threads)
+    # the stop flag is a local file: seen by workers on this machine (a local Ray), not
+    # by a remote cluster's, whose trials end at the deadline instead
+    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i, threads,
+                             None if stop_path is None else str(stop_path))
                for i in range(workers)]
     try:
         while pending:
