@@ -55,6 +55,16 @@ def test_weights_are_counts_over_rounds_and_deterministic() -> None:
     np.testing.assert_array_equal(weights, again)
 
 
+def test_a_passed_deadline_stops_after_the_first_round() -> None:
+    import time
+
+    y = np.zeros(4)
+    candidates = [np.array([0.5, 0.5, -0.5, -0.5]), np.array([0.5, -0.5, 0.5, -0.5])]
+    weights = ensemble_selection(candidates, y, score=mse, greater_is_better=False, rounds=50,
+                                 deadline=time.monotonic() - 1)
+    np.testing.assert_array_equal(weights, [1.0, 0.0])
+
+
 def test_a_candidate_whose_score_is_nan_is_never_picked() -> None:
     y = np.array([1.0, 2.0])
     candidates = [np.array([np.nan, np.nan]), np.array([1.5, 2.5])]

@@ -30,7 +30,8 @@ Score = Callable[[Any, Any], float]
 
 
 def ensemble_selection(predictions: Sequence[np.ndarray], y: np.ndarray, *, score: Score,
-                       greater_is_better: bool, rounds: int = 50) -> np.ndarray:
+                       greater_is_better: bool, rounds: int = 50,
+                       deadline: float | None = None) -> np.ndarray:
     """Return one weight per candidate (counts / rounds, summing to 1) from greedy selection.
 
     Parameters
@@ -47,11 +48,18 @@ def ensemble_selection(predictions: Sequence[np.ndarray], y: np.ndarray, *, scor
         True for scores such as ROC-AUC or R², False for losses such as RMSE or log-loss.
     rounds : int
         How many picks (with replacement); the weights are multiples of ``1 / rounds``.
+    deadline : float, optional
+        A ``time.monotonic()`` value: past it, no further round starts and the weights are
+        the counts over the rounds done (at least one). Each round scores every candidate once,
+        so ``rounds × len(predictions)`` score calls in all. A deadline that cuts the run
+        short makes the weights depend on the machine's speed, no longer on the inputs alone.
 
     The first round picks the best single candidate (adding to an empty ensemble is scoring
     each one alone). Ties go to the lowest index, so the same inputs give the same weights
     without a random seed.
     """
+    import time
+
     import numpy as np
 
     stacked = _stack(predictions, y)
@@ -60,7 +68,9 @@ def ensemble_selection(predictions: Sequence[np.ndarray], y: np.ndarray, *, scor
     sign = 1.0 if greater_is_better else -1.0
     counts = np.zeros(len(stacked), dtype=int)
     total = np.zeros_like(stacked[0])
-    for size in range(1, rounds + 1):
+    size = 0
+    while size < rounds and (size == 0 or deadline is None or time.monotonic() < deadline):
+        size += 1
         best, best_value = 0, -np.inf
         for index, candidate in enumerate(stacked):
             value = _signed(score(y, (total + candidate) / size), sign)
@@ -69,11 +79,12 @@ def ensemble_selection(predictions: Sequence[np.ndarray], y: np.ndarray, *, scor
                 best, best_value = index, value
         counts[best] += 1
         total += stacked[best]
-    return counts / rounds
+    return counts / size
 
 
 def select_or_single(predictions: Sequence[np.ndarray], y: np.ndarray, *, score: Score,
-                     greater_is_better: bool, rounds: int = 50) -> np.ndarray:
+                     greater_is_better: bool, rounds: int = 50,
+                     deadline: float | None = None) -> np.ndarray:
     """Return the ensemble's weights, or one-hot weights on the best single candidate.
 
     The ensemble is kept only when its out-of-fold score beats the best single candidate's
@@ -91,7 +102,7 @@ def select_or_single(predictions: Sequence[np.ndarray], y: np.ndarray, *, score:
 
     stacked = _stack(predictions, y)
     weights = ensemble_selection(stacked, y, score=score, greater_is_better=greater_is_better,
-                                 rounds=rounds)
+                                 rounds=rounds, deadline=deadline)
     sign = 1.0 if greater_is_better else -1.0
     singles = [_signed(score(y, candidate), sign) for candidate in stacked]
     best = int(np.argmax(singles))  # the first of equal bests, as in the selection
