@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from loopml.train.features import FeatureSet
 
 CV_MAX_ROWS = 20_000
+# Few rows make a single k-fold score noisy enough that the argmax over many trials picks
+# noise: with cv_folds auto, folds are repeated (reshuffled) this many times up to these rows.
+REPEATS = ((1_000, 3), (5_000, 2))
 # Fewer rows than this in a class cannot fill train, validation and test and still score.
 MIN_CLASS_ROWS = 5
 
@@ -172,10 +175,15 @@ def _folds(plan: TrainPlan, train_rows: int, rows: int
         raise InvalidInput(f"loopml.yaml: train.cv_folds is {folds}, but there are {what}; "
                            f"use a number from 2 to {most}, or auto")
     seed = plan.config.train.seed
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if plan.task != \
-        "regression" else KFold(folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(rows), plan.y)), \
-        f"{folds}-fold cross-validation on {rows} train + validation rows"
+    repeats = next((n for limit, n in REPEATS if rows <= limit), 1) if setting == "auto" else 1
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    for repeat in range(repeats):
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed + repeat) \
+            if plan.task != "regression" else KFold(folds, shuffle=True,
+                                                    random_state=seed + repeat)
+        found += list(splitter.split(np.zeros(rows), plan.y))
+    again = f", repeated {repeats} times" if repeats > 1 else ""
+    return found, f"{folds}-fold cross-validation{again} on {rows} train + validation rows"
 
 
 def _check_target(target: pd.Series, task: str, ref: str) -> None:

@@ -180,6 +180,7 @@ class Budget:
         self.folds = folds
         self.reserved = 0.0
         self.stopped = False
+        self.stop_asked_at: float | None = None  # seconds into the command
 
     def search_seconds(self) -> float | None:
         """Return the search's hard deadline: what the budget leaves after preparing."""
@@ -205,14 +206,14 @@ class Budget:
             return False
         self.reserved = self.reserve(summary)
         used = time.perf_counter() - self.started
-        if used >= self.seconds - self.reserved:
-            self.stopped = True
+        if not self.stopped and used >= self.seconds - self.reserved:
+            self.stopped, self.stop_asked_at = True, used
         return self.stopped
 
     def record(self) -> dict[str, Any]:
         """Return what the card says of the budget."""
         return {"budget": self.seconds, "reserved": self.reserved,
-                "stopped_for_reserve": self.stopped}
+                "stopped_for_reserve": self.stopped, "stop_asked_at": self.stop_asked_at}
 
 
 def _say(console: Console | None, text: str) -> None:
