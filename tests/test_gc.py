@@ -231,7 +231,7 @@ def test_temp_folder_of_a_live_search_is_kept_for_the_whole_command(workspace, t
     csv = tmp_path / "credit.csv"
     make_credit(600, seed=3).to_csv(csv, index=False)
     config = tmp_path / "loopml.yaml"
-    config.write_text(_PROJECT.format(csv=csv, budget=8))
+    config.write_text(_PROJECT.format(csv=csv, budget=15))  # of the whole command: ~8 s of search
     train = subprocess.Popen([sys.executable, "-m", "loopml", "train", "--config", str(config),
                               "--home", str(workspace.home)], env=_env(temp_dir),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
