@@ -453,16 +453,10 @@ def _reference(reference: Any, columns: list[str] | None) -> Reference:
 
 
 def _batches(current: Any, names: list[str]) -> Iterator[pa.Table]:
-    import pyarrow as pa
 
-    if isinstance(current, pa.RecordBatch):
-        current = pa.Table.from_batches([current])
-    if not isinstance(current, pa.Table):
-        try:
-            current = pa.Table.from_pandas(current, preserve_index=False)
-        except (TypeError, pa.ArrowException) as error:
-            raise InvalidInput(f"the current data must be a DataFrame, an Arrow table or a "
-                               f"Parquet path: {error}") from error
+    from loopml.monitor.reference import _as_table
+
+    current = _as_table(current, None)
     current = current.select([n for n in names if n in current.column_names])
     for start in range(0, max(current.num_rows, 1), BATCH_ROWS):
         yield current.slice(start, BATCH_ROWS)

@@ -262,6 +262,31 @@ def _get(data: Any, *keys: str) -> Any:
     return data
 
 
+def alert_window_start(alert: Any) -> Any:
+    """Return when an alert's window starts: as given, else from a stored alert's ``start_key``.
+
+    A time window's key is its start in epoch milliseconds, a row window's is its number.
+
+    >>> alert_window_start({"window": "1d", "start_key": 1796083200000})
+    '2026-12-01T00:00:00+00:00'
+    >>> alert_window_start({"window": "10000rows", "start_key": 3}), alert_window_start({})
+    ('#3', None)
+    """
+    start = _field(alert, "window_start") or _field(alert, "start")
+    key = _field(alert, "start_key")
+    if start is not None or not isinstance(key, int) or isinstance(key, bool):
+        return start
+    from loopml.monitor.settings import parse_window
+
+    try:
+        kind, _ = parse_window(str(_field(alert, "window")))
+    except ValueError:
+        return f"#{key}"
+    if kind == "rows":
+        return f"#{key}"
+    return datetime.fromtimestamp(key / 1000, tz=UTC).isoformat()
+
+
 def _field(record: Any, key: str) -> Any:
     return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
 

@@ -32,7 +32,7 @@ import math
 import os
 import re
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from loopml.monitor.report_data import (
     _latest,
     _list,
     _short,
+    alert_window_start,
     alerts_by_window,
     pii_columns,
     reference_for,
@@ -535,18 +536,9 @@ def _alert_start(alert: Any) -> str:
     >>> _alert_start({"window": "500rows", "start_key": 4}), _alert_start({})
     ('#4', '—')
     """
-    start = _field(alert, "window_start") or _field(alert, "start")
-    key = _field(alert, "start_key")
-    if start is None and isinstance(key, int) and not isinstance(key, bool):
-        from loopml.monitor.settings import parse_window
-
-        try:
-            kind, _ = parse_window(str(_field(alert, "window")))
-        except ValueError:
-            return str(key)
-        if kind == "rows":
-            return f"#{key}"
-        start = datetime.fromtimestamp(key / 1000, tz=UTC).isoformat()
+    start = alert_window_start(alert)
     if isinstance(start, datetime):
         start = start.isoformat()
+    if isinstance(start, str) and start.startswith("#"):
+        return start  # a row window's number
     return "—" if start is None else _label({"start": start})

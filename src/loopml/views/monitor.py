@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 # the report's tolerant readers of records that are dicts or objects, shared with the page
-from loopml.monitor.report_data import _field, _float, _int, _list
+from loopml.monitor.report_data import _field, _float, _int, _list, alert_window_start
 from loopml.views.runs import fmt_time
 from loopml.views.text import line, plain
 
@@ -118,7 +118,7 @@ def alerts_json(alerts: list[Any]) -> list[dict[str, Any]]:
     for alert in alerts:
         record = {key: _field(alert, key) for key in ALERT_FIELDS
                   if _has(alert, key)}
-        record["window_start"] = _window_start(alert)
+        record["window_start"] = alert_window_start(alert)
         for key, value in record.items():
             if isinstance(value, datetime):
                 record[key] = value.isoformat()
@@ -138,38 +138,13 @@ def alerts_table(alerts: list[Any]) -> Table:
         severity = _opt(_field(alert, "severity"))
         table.add_row(plain(_opt(_field(alert, "id"))), plain(_opt(_field(alert, "model"))),
                       plain(_opt(_field(alert, "version"))),
-                      plain(_moment(_window_start(alert))),
+                      plain(_moment(alert_window_start(alert))),
                       plain(_opt(_field(alert, "kind"))),
                       plain(severity, SEVERITY_STYLE.get(severity, "")),
                       plain(_opt(_field(alert, "message"))),
                       plain(_moment(_field(alert, "created_at"))),
                       plain(_opt(_field(alert, "webhook"))))
     return table
-
-
-def _window_start(alert: Any) -> Any:
-    """Return when an alert's window starts: its ``window_start``, else from ``start_key``.
-
-    A time window's key is its start in epoch milliseconds, a row window's is its number.
-
-    >>> _window_start({"window": "1d", "start_key": 1796083200000})
-    '2026-12-01T00:00:00+00:00'
-    >>> _window_start({"window": "10000rows", "start_key": 3})
-    '#3'
-    """
-    start = _field(alert, "window_start")
-    key = _field(alert, "start_key")
-    if start is not None or not isinstance(key, int):
-        return start
-    from loopml.monitor.settings import parse_window
-
-    try:
-        kind, _ = parse_window(str(_field(alert, "window")))
-    except ValueError:
-        return str(key)
-    if kind == "rows":
-        return f"#{key}"
-    return datetime.fromtimestamp(key / 1000, tz=UTC).isoformat()
 
 
 def _moment(value: Any) -> str:
