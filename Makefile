@@ -78,8 +78,20 @@ bench: $(BENCH_STAMP)
 bench-ingest: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
 
-# TRAIN_ARGS="--budget 10 --skip-speedup" for a quick run; `--datasets NAME ...` picks datasets.
-bench-train: $(BENCH_STAMP)
+# loopml vs FLAML vs AutoGluon, 60 s a side on 14 datasets (~45 min), then the 1-vs-2-worker
+# speed-up. TRAIN_ARGS="--budget 10 --datasets iris,diabetes,breast_cancer --skip-speedup" for a
+# quick run; --resume re-uses finished dataset × tool results from bench/out/train-partial.json.
+# AutoGluon gets its own venv (its pandas/numpy pins are not the project's); tabular with its
+# LightGBM, CatBoost and XGBoost models only: no PyTorch, so no neural-network models.
+AUTOGLUON_VENV := bench/out/venv-autogluon
+
+$(AUTOGLUON_VENV)/.installed:
+	$(CHECK_PYTHON)
+	$(PYTHON) -m venv $(AUTOGLUON_VENV)
+	$(AUTOGLUON_VENV)/bin/pip install --quiet "autogluon.tabular[lightgbm,catboost,xgboost]>=1.6,<1.7"
+	touch $@
+
+bench-train: $(BENCH_STAMP) $(AUTOGLUON_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
 
 clean:
