@@ -34,7 +34,10 @@ def to_onnx(model: Any) -> bytes:
     """Return ``model`` (a :class:`~loopml.train.model.TrainedModel`) as serialized ONNX.
 
     Raises :class:`~loopml.errors.ExportFailed` naming the step that has no ONNX form
-    (``features/datetime``, ``model (SomeEstimator)``) and why.
+    (``features/datetime``, ``model (SomeEstimator)``) and why. An ensemble
+    (:class:`loopml.train.ensemble.EnsembleModel` as the pipeline) becomes one graph of its
+    members and their weighted mean (:mod:`loopml.optimize.ensemble_graph`); a member that
+    cannot convert is named (``ensemble member 2 of 3 (random_forest): …``).
 
     Examples
     --------
@@ -45,19 +48,25 @@ def to_onnx(model: Any) -> bytes:
     from onnx import TensorProto, helper
 
     from loopml.optimize.contract import PROBABILITIES, VALUE, make_signature, with_signature
+    from loopml.optimize.ensemble_graph import ensemble_graph, ensemble_kinds, is_ensemble
     from loopml.optimize.estimators import estimator_graph
 
-    steps = getattr(model.pipeline, "named_steps", {})
-    if "features" not in steps or "model" not in steps:
-        raise ExportFailed("cannot export the model: expected a pipeline with the steps "
-                           "'features' and 'model'")
     g = Graph()
-    kinds = column_kinds(steps["features"], model.input_columns)
     names = {column: f"x{i}" for i, column in enumerate(model.input_columns)}
-    features, width = features_graph(g, steps["features"], names)
     n_classes = len(model.classes) if model.task != "regression" else 0
-    result = estimator_graph(g, steps["model"], features, width=width, task=model.task,
-                             n_classes=n_classes)
+    if is_ensemble(model.pipeline):  # members side by side on the same inputs, then weighted
+        kinds = ensemble_kinds(model.pipeline, model.input_columns)
+        result = ensemble_graph(g, model.pipeline, names, task=model.task,
+                                n_classes=n_classes)
+    else:
+        steps = getattr(model.pipeline, "named_steps", {})
+        if "features" not in steps or "model" not in steps:
+            raise ExportFailed("cannot export the model: expected a pipeline with the steps "
+                               "'features' and 'model', or an ensemble of such pipelines")
+        kinds = column_kinds(steps["features"], model.input_columns)
+        features, width = features_graph(g, steps["features"], names)
+        result = estimator_graph(g, steps["model"], features, width=width, task=model.task,
+                                 n_classes=n_classes)
     output = VALUE if model.task == "regression" else PROBABILITIES
     g.op("Identity", [result], output=output)
     onnx_type = {"number": TensorProto.DOUBLE, "category": TensorProto.STRING,
