@@ -64,6 +64,17 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _text(value: Any) -> str:
+    """Return user text for HTML: escaped, control characters written as escapes.
+
+    >>> _text("<b>rf</b>\\x1b[31m")
+    '&lt;b&gt;rf&lt;/b&gt;\\\\x1b[31m'
+    """
+    text = value if isinstance(value, str) else str(value)
+    return html.escape("".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                               for c in text))
+
+
 def json_safe(value: Any) -> Any:
     """Return ``value`` with NaN and infinities as None, so it is valid JSON.
 
@@ -104,6 +115,9 @@ def render_card(card: dict[str, Any]) -> str:
     parts.append("<h2>Test metrics</h2>" + _table(
         [[k, v, undefined.get(k)] for k, v in evaluation["metrics"].items()],
         ["metric", "value", "note"]))
+    rows_seen = (card.get("data") or {}).get("rows_seen")
+    if rows_seen:  # which rows fitted the model, which rows the metrics above come from
+        parts.append(f"<p class='meta'>Rows: {_text(rows_seen)}</p>")
     if "threshold" in evaluation:
         parts.append(f"<p>Decision threshold <b>{evaluation['threshold']:.3f}</b>, chosen on the "
                      "validation rows (maximises F1, or accuracy when that is the metric).</p>")
@@ -182,7 +196,9 @@ def render_card(card: dict[str, Any]) -> str:
                 ["value", "rows", card["metric"]]) + "</div>")
         parts.append("</div>")
 
+    parts.extend(_ensemble_section(card))
     parts.extend(_training_sections(card))
+    parts.extend(_timings_section(card.get("timings")))
     parts.append("</body></html>")
     return "".join(parts)
 
@@ -203,8 +219,9 @@ def _training_sections(card: dict[str, Any]) -> list[str]:
         parts.append(_png(lambda ax: (
             ax.scatter([t["number"] for t in history], [t["value"] for t in history], s=12),
             ax.set(title="Trial scores", xlabel="trial", ylabel=card["metric"])), (6, 3)))
-    parts.append("<h2>Best configuration</h2>" + _table(
-        [[k, v] for k, v in card["model"]["params"].items()], ["param", "value"]))
+    if not card["model"].get("ensemble"):  # an ensemble's params are its members'
+        parts.append("<h2>Best configuration</h2>" + _table(
+            [[k, v] for k, v in card["model"]["params"].items()], ["param", "value"]))
     features = card["features"]
     parts.append("<h2>Data and features</h2>" + _table(
         [["numeric", ", ".join(features["numeric"])],
@@ -215,3 +232,74 @@ def _training_sections(card: dict[str, Any]) -> list[str]:
     parts.append("<h2>Configuration</h2><pre>" + html.escape(
         json.dumps(card["config"], indent=2, default=str)) + "</pre>")
     return parts
+
+
+def _ensemble_section(card: dict[str, Any]) -> list[str]:
+    """Return the members of an ensemble model and how they were selected (else nothing)."""
+    members = card["model"].get("ensemble")
+    if not members:
+        return []
+    parts = ["<h2>Members</h2>"]
+    selection = card["model"].get("selection") or {}
+    if selection:
+        kept = selection.get("kept")
+        verdict = ("the ensemble was kept: it beat the best single trial on out-of-fold score"
+                   if kept == "ensemble" else
+                   "the best single trial was kept: the ensemble did not beat it"
+                   if kept == "single" else f"kept: {_text(kept)}")
+        parts.append(
+            f"<p>{_text(selection.get('method', 'ensemble selection'))}: "
+            f"{_fmt(selection.get('rounds'))} rounds over a library of "
+            f"{_fmt(selection.get('library'))} trials; cross-validated "
+            f"{html.escape(str(card.get('metric', 'score')))} of the ensemble "
+            f"{_fmt(selection.get('ensemble_cv_score'))}, of the best single trial "
+            f"{_fmt(selection.get('best_single_cv_score'))}; {verdict}.</p>")
+    rows = []
+    for member in members:
+        params = member.get("params") or {}
+        shown = ", ".join(f"{_text(k)}={_text(_param(v))}" for k, v in params.items())
+        weight = member.get("weight")
+        rows.append(f"<tr><td>{_fmt(member.get('trial'))}</td>"
+                    f"<td>{_text(member.get('candidate', ''))}</td>"
+                    f"<td>{f'{weight:.3f}' if isinstance(weight, int | float) else _fmt(weight)}"
+                    f"</td><td>{_fmt(member.get('cv_score'))}</td><td>{shown or '—'}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("trial", "candidate", "weight", "CV score",
+                                              "params"))
+    parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    return parts
+
+
+def _param(value: Any) -> str:
+    """Return a parameter value as short text: floats to 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _timings_section(timings: dict[str, Any] | None) -> list[str]:
+    """Return the wall time of each phase and what the budget reserved (else nothing)."""
+    if not timings:
+        return []
+    budget_keys = ("budget", "reserved", "stopped_for_reserve", "stop_asked_at")
+    phases = [[_text(k), v] for k, v in timings.items()
+              if k not in budget_keys and isinstance(v, int | float) and
+              not isinstance(v, bool)]
+    parts = ["<h2>Timings</h2>"]
+    if phases:
+        total = sum(v for _, v in phases)
+        rows = "".join(f"<tr><td>{k}</td><td>{v:.2f}</td></tr>" for k, v in phases)
+        parts.append(f"<table><tr><th>phase</th><th>seconds</th></tr>{rows}"
+                     f"<tr><td><b>all phases</b></td><td><b>{total:.2f}</b></td></tr></table>")
+    budget = timings.get("budget")
+    if isinstance(budget, int | float) and not isinstance(budget, bool):
+        line = f"Budget {budget:g} s for the whole command"
+        reserved = timings.get("reserved")
+        if isinstance(reserved, int | float):
+            line += f"; {reserved:.1f} s reserved for refit, evaluation and the card"
+        asked = timings.get("stop_asked_at")
+        if isinstance(asked, int | float):
+            line += f"; the search was asked to stop at {asked:.1f} s"
+        if timings.get("stopped_for_reserve"):
+            line += " (it stopped to leave the reserve)"
+        parts.append(f"<p>{line}.</p>")
+    return parts if len(parts) > 1 else []
