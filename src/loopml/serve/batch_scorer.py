@@ -211,7 +211,8 @@ def model_kinds(model: Any) -> dict[str, str]:
     """Return the kind (number, category, datetime) of each input column ``model`` knows.
 
     From an ONNX signature, an ``input_kinds`` mapping, or the preprocessing of a loopml
-    pipeline (its ``features`` step); empty for other models (their columns go unchecked).
+    pipeline (its ``features`` step; for an ensemble, the union of its members' steps);
+    empty for other models (their columns go unchecked).
     """
     signature = getattr(model, "signature", None)
     if isinstance(signature, dict) and "columns" in signature:
@@ -219,13 +220,21 @@ def model_kinds(model: Any) -> dict[str, str]:
     kinds = getattr(model, "input_kinds", None)
     if isinstance(kinds, dict):
         return dict(kinds)
-    steps = getattr(getattr(model, "pipeline", None), "named_steps", {})
-    parts = getattr(steps.get("features"), "transformers", None) or []
-    # the part names of loopml.train.features.build_preprocessor
-    names = {"numeric": "number", "categorical": "category", "high_cardinality": "category",
-             "datetime": "datetime"}
-    return {column: names[part] for part, _, cols in parts if part in names
-            for column in (cols if isinstance(cols, list) else [])}
+    pipeline = getattr(model, "pipeline", None)
+    members = getattr(pipeline, "members", None)  # loopml.train.ensemble.EnsembleModel
+    out: dict[str, str] = {}
+    for member in members if isinstance(members, list) else [pipeline]:
+        steps = getattr(member, "named_steps", {})
+        parts = getattr(steps.get("features"), "transformers", None) or []
+        # the part names of loopml.train.features.build_preprocessor
+        names = {"numeric": "number", "categorical": "category",
+                 "high_cardinality": "category", "datetime": "datetime"}
+        for part, _, columns in parts:
+            for column in (columns if part in names and isinstance(columns, list) else []):
+                # a column one member reads as a number must be checked as one
+                if out.get(column) != "number":
+                    out[column] = names[part]
+    return out
 
 
 def _numeric(kind: pa.DataType) -> bool:
