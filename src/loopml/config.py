@@ -114,7 +114,8 @@ class ParamRange(_Section):
 
 class TrainSection(_Section):
     candidates: list[str] = Field(default_factory=lambda: [
-        "linear", "random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"])
+        "linear", "random_forest", "extra_trees", "hist_gradient_boosting", "lightgbm",
+        "xgboost"])
     search_space: dict[str, dict[str, ParamRange]] = Field(default_factory=dict)
     trials: int | None = 40
     time_budget_s: float | None = None
@@ -122,6 +123,9 @@ class TrainSection(_Section):
     backend: Literal["local", "ray"] = "local"
     n_jobs: int = Field(default=-1, description="parallel trials; -1 = all cores")
     cv_folds: int | Literal["auto"] = "auto"
+    # the final model: greedy ensemble selection over the trials (kept only when it beats the
+    # best single trial out of fold), or false for the best single trial
+    ensemble: bool = True
     seed: int = 42
 
     @field_validator("candidates")

@@ -26,7 +26,7 @@ def test_the_search_stops_leaving_the_time_it_reserved(tmp_path: Path):  # ~25 s
     outcome = train_project(config, workspace=Workspace.from_env(tmp_path / "home", env={}),
                             project_dir=tmp_path)
     timings = outcome.card["timings"]
-    assert list(timings)[:4] == ["prepare", "search", "refit", "evaluation"]
+    assert list(timings)[:5] == ["prepare", "search", "select", "refit", "evaluation"]
     assert timings["budget"] == 20 and timings["stopped_for_reserve"]
     reserved = timings["reserved"]
     assert 3.0 < reserved <= 10.0  # measured from the trials, at most half the budget

@@ -110,12 +110,13 @@ features:                         # inferred below; delete a list to infer it ag
   use_sensitive: false            # sensitive columns are not model inputs unless true
 
 train:
-  candidates: [linear, random_forest, hist_gradient_boosting, lightgbm, xgboost]
+  candidates: [linear, random_forest, extra_trees, hist_gradient_boosting, lightgbm, xgboost]
   metric: {DEFAULT_METRIC[task]}   # one of: {", ".join(metric_names(task))}
   trials: 40                      # and/or time_budget_s: 60
   n_jobs: -1                      # parallel trials; -1 = every core
   backend: local                  # local | ray
-  cv_folds: auto                  # auto: 5-fold CV up to 20,000 rows, else the validation split
+  cv_folds: auto                  # auto: 5-fold CV to 20,000 rows (repeated ≤ 5,000)
+  ensemble: true                  # ensemble selection over the trials; false: the best single
   seed: 42
   search_space: {{}}               # e.g. lightgbm: {{num_leaves: {{low: 8, high: 64, int: true}}}}
 """

@@ -83,6 +83,9 @@ class TrainedModel:
 
         from loopml.evaluate.explain import booster_contributions, sum_by_source
 
+        steps = getattr(self.pipeline, "named_steps", None)
+        if steps is None:  # an ensemble: its members' raw outputs do not add up to one
+            return None
         features = self.pipeline.named_steps["features"]
         transformed = np.asarray(features.transform(self._check(frame)), dtype=float)
         shap = booster_contributions(self.pipeline.named_steps["model"], transformed,
@@ -103,6 +106,9 @@ class TrainedModel:
 
         from loopml.evaluate.explain import booster_raw_output
 
+        if getattr(self.pipeline, "named_steps", None) is None:
+            raise InvalidInput("an ensemble has no single raw output; use predict or "
+                               "predict_proba")
         transformed = np.asarray(self.pipeline.named_steps["features"].transform(
             self._check(frame)), dtype=float)
         return booster_raw_output(self.pipeline.named_steps["model"], transformed)

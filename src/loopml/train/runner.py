@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,56 +163,111 @@ class Phases:
 class Budget:
     """``train.time_budget_s`` as the whole command's: what the search may use of it.
 
-    Refit, evaluation and the card come after the search; their cost is reserved from the
-    trials' own measured times: one fit of the best candidate on all rows (a trial's time
-    over its folds, scaled from a fold's rows to all of them), once more for the threshold
-    of a binary model, evaluation and explanations as much again, plus a few seconds. The
-    search is asked to stop once the command has used its budget less that reserve.
+    Selection, refit, evaluation and the card come after the search; their cost is reserved
+    from the trials' own measured times (a trial's seconds over its folds, scaled from a
+    fold's rows to all of them, is one refit): the best trial's refit, as much again for
+    evaluation and explanations, the refit of the best trial of up to three other candidates
+    (the likely ensemble members), the selection's share and a few seconds. The search is
+    asked to stop once the command has used its budget less that reserve, or earlier when it
+    has converged: no better score by a thousandth in the last half of at least 30 trials.
     """
 
     FIXED_S = 3.0  # card, registry and process set-up that do not scale with the data
     MAX_SHARE = 0.5  # never reserve more than half the budget
+    MEMBERS = 3  # other candidates' refits reserved for an ensemble
+    CONVERGED_TRIALS = 30
+    CONVERGED_TOLERANCE = 1e-3  # relative to the best score
 
-    def __init__(self, seconds: float | None, started: float, *, folds: int) -> None:
+    def __init__(self, seconds: float | None, started: float, *, folds: int,
+                 fraction: float = 0.8, direction: int = 1) -> None:
         self.seconds = seconds
         self.started = started
         self.folds = folds
+        self.fraction = fraction  # of the search rows each fold's fit sees
+        self.direction = direction
         self.reserved = 0.0
         self.stopped = False
+        self.converged = False
         self.stop_asked_at: float | None = None  # seconds into the command
 
     def search_seconds(self) -> float | None:
         """Return the search's hard deadline: what the budget leaves after preparing."""
         if self.seconds is None:
             return None
-        return max(1.0, self.seconds - (time.perf_counter() - self.started) - self.FIXED_S)
+        return max(1.0, self.seconds - self.used() - self.FIXED_S)
+
+    def used(self) -> float:
+        return time.perf_counter() - self.started
+
+    def one_fit(self, trial: dict[str, Any]) -> float:
+        """Return the estimated seconds of ``trial``'s refit on all search rows."""
+        return (trial["seconds"] or 0.0) / max(self.folds, 1) / max(self.fraction, 1e-9)
 
     def reserve(self, summary: SearchResult) -> float:
-        """Return the seconds to keep for refit, evaluation and the card (see the class)."""
-        costs = [t["seconds"] for t in summary.trials if t["model"] == summary.best_candidate
-                 and t["state"] == "COMPLETE" and t["seconds"]]
-        if not costs:
+        """Return the seconds to keep for what follows the search (see the class)."""
+        import statistics
+
+        from loopml.train.select import SELECT_SHARE
+
+        best: dict[str, dict[str, Any]] = {}
+        for t in summary.trials:
+            if t["state"] == "COMPLETE" and t["value"] is not None and t["seconds"]:
+                held = best.get(t["model"])
+                if held is None or self.direction * t["value"] > self.direction * held["value"]:
+                    best[t["model"]] = t
+        if summary.best_candidate not in best:
             return self.FIXED_S
-        # the dearest trial of the candidate that would be refitted: its folds' fits, each
-        # on (k-1)/k of the rows the refit takes
-        one_fit = max(costs) / self.folds * (self.folds / max(self.folds - 1, 1))
+        first = best.pop(summary.best_candidate)
+        others = sorted(best.values(), key=lambda t: -self.direction * t["value"])
+        estimate = 2.0 * self.one_fit(first) + sum(self.one_fit(t)
+                                                   for t in others[:self.MEMBERS])
+        # a trial running when the stop is asked ends at its next fold: half a trial, on average
+        running = statistics.median(t["seconds"] for t in summary.trials
+                                    if t["state"] == "COMPLETE" and t["seconds"])
+        estimate += 0.5 * running + SELECT_SHARE * (self.seconds or 0.0) + self.FIXED_S
         cap = self.MAX_SHARE * (self.seconds or 0.0)
-        return min(cap, 3.0 * one_fit + self.FIXED_S) if cap else 3.0 * one_fit + self.FIXED_S
+        return min(cap, estimate) if cap else estimate
+
+    def has_converged(self, summary: SearchResult) -> bool:
+        """Return whether the last half of the complete trials (≥ 30) improved nothing."""
+        values = [self.direction * t["value"] for t in sorted(
+            summary.trials, key=lambda t: t["number"])
+            if t["state"] == "COMPLETE" and t["value"] is not None]
+        if len(values) < self.CONVERGED_TRIALS:
+            return False
+        best, last_gain = values[0], 0
+        for index, value in enumerate(values[1:], start=1):
+            if value > best + self.CONVERGED_TOLERANCE * max(abs(best), 1e-9):
+                last_gain = index
+            best = max(best, value)
+        return len(values) - 1 - last_gain >= len(values) // 2
 
     def should_stop(self, summary: SearchResult) -> bool:
-        """Return whether the search must end now to leave its reserve (asked on progress)."""
+        """Return whether the search must end now (asked at each progress poll)."""
+        if self.stopped or self.converged:
+            return True  # the reserve recorded is the one the stop was decided with
         if self.seconds is None or summary.best_candidate is None:
             return False
         self.reserved = self.reserve(summary)
-        used = time.perf_counter() - self.started
-        if not self.stopped and used >= self.seconds - self.reserved:
-            self.stopped, self.stop_asked_at = True, used
-        return self.stopped
+        if self.used() >= self.seconds - self.reserved:
+            self.stopped = True
+        elif self.has_converged(summary):
+            self.converged = True
+        if self.stopped or self.converged:
+            self.stop_asked_at = self.used()
+        return self.stopped or self.converged
+
+    def time_left(self, after: float = 0.0) -> float | None:
+        """Return the seconds the budget still has, less ``after`` and the fixed part."""
+        if self.seconds is None:
+            return None
+        return max(0.0, self.seconds - self.used() - after - self.FIXED_S)
 
     def record(self) -> dict[str, Any]:
         """Return what the card says of the budget."""
         return {"budget": self.seconds, "reserved": self.reserved,
-                "stopped_for_reserve": self.stopped, "stop_asked_at": self.stop_asked_at}
+                "stopped_for_reserve": self.stopped, "converged": self.converged,
+                "stop_asked_at": self.stop_asked_at}
 
 
 def _say(console: Console | None, text: str) -> None:
@@ -243,10 +297,15 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                     search_space={k: dict(v) for k, v in train_cfg.search_space.items()},
                     encoding=plan.config.features.categorical_encoding, seed=train_cfg.seed,
                     workspace=workspace, project=plan.config.project.name,
-                    parent_run_id=run.id, threads_per_trial=threads_for(workers))
+                    parent_run_id=run.id, threads_per_trial=threads_for(workers),
+                    cost_aware=train_cfg.time_budget_s is not None)
     clock = Phases(started if started is not None else time.perf_counter())
     clock.end("prepare")
-    budget = Budget(train_cfg.time_budget_s, clock.started, folds=max(1, len(plan.folds)))
+    from loopml.evaluate.metrics import get_metric
+
+    fraction = len(plan.folds[0][0]) / max(len(plan.y), 1) if plan.folds else 0.8
+    budget = Budget(train_cfg.time_budget_s, clock.started, folds=max(1, len(plan.folds)),
+                    fraction=fraction, direction=get_metric(plan.metric).direction)
     result = _search_with_progress(job, plan, workers, console, budget)
     seconds = clock.end("search")
     run.log_metrics({"trials_complete": result.complete, "search_seconds": seconds})
@@ -267,13 +326,24 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                                           "params": result.best_params,
                                           "score": result.best_score}}, "search_best.json")
         raise KeyboardInterrupt
-    model = _refit(plan, job, result)
+    from loopml.train.select import final_model, refit_seconds, select
+
+    costs = refit_seconds(result, folds=budget.folds, fraction=fraction)
+    # evaluation and explanations take about one refit of the best trial
+    evaluation = max(costs.values(), default=0.0)
+    selection = select(result, plan.y, task=plan.task, metric=plan.metric,
+                       labels=job.labels, seed=train_cfg.seed, refit_seconds=costs,
+                       time_left=budget.time_left(after=evaluation),
+                       ensemble=train_cfg.ensemble)
+    clock.end("select")
+    model = final_model(plan, job, result, selection)
     clock.end("refit")
     outcome = _evaluate_and_record(plan, model, result, run, workspace, workers, seconds,
-                                   clock=clock, budget=budget)
+                                   clock=clock, budget=budget, selection=selection)
     if console is not None:
         metrics = outcome.card["evaluation"]["metrics"]
-        console.print(f"best: [bold]{result.best_candidate}[/] ({result.complete} trials, "
+        chosen = result.best_candidate if selection is None else _describe(outcome.card)
+        console.print(f"final: [bold]{chosen}[/] ({result.complete} trials, "
                       f"{seconds:.0f} s); test " + ", ".join(
                           f"{k} {v:.4f}" if v is not None else f"{k} undefined"
                           for k, v in metrics.items()))
@@ -309,34 +379,26 @@ def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Cons
                           stop_when=None if budget is None else budget.should_stop)
 
 
-def _refit(plan: TrainPlan, job: Any, result: SearchResult) -> TrainedModel:
-    """Choose the threshold on the validation rows, then refit on train + validation."""
-    from loopml.evaluate.curves import choose_threshold
-    from loopml.train.model import TrainedModel
-    from loopml.train.search import fit_pipeline
+def _describe(card: dict[str, Any]) -> str:
+    """Return the final model in a few words: the candidate, or the ensemble's members."""
+    from rich.markup import escape
 
-    candidate, params = result.best_candidate, result.best_params
-    threshold = 0.5
-    if plan.task == "binary" and len(plan.parts["validation"]):
-        train, valid = plan.parts["train"], plan.parts["validation"]
-        pipeline = fit_pipeline(job, candidate, params, train[plan.features.columns],
-                                plan.encode(train[plan.target]))
-        proba = pipeline.predict_proba(valid[plan.features.columns])[:, 1]
-        threshold, _ = choose_threshold(plan.encode(valid[plan.target]), proba, plan.metric)
-    pipeline = fit_pipeline(job, candidate, params, plan.X, plan.y, n_jobs=os.cpu_count() or 1)
-    return TrainedModel(pipeline=pipeline, task=plan.task, target=plan.target,
-                        input_columns=plan.features.columns, classes=plan.classes,
-                        threshold=threshold, candidate=candidate, params=params)
+    members = card["model"].get("ensemble")
+    if not members:
+        return escape(card["model"]["candidate"])
+    return "ensemble of " + " + ".join(f"{escape(m['candidate'])} ×{m['weight']:.2f}"
+                                       for m in members)
 
 
 def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,
                          run: ActiveRun, workspace: Workspace, workers: int, seconds: float,
-                         *, clock: Phases | None = None, budget: Budget | None = None
-                         ) -> TrainOutcome:
+                         *, clock: Phases | None = None, budget: Budget | None = None,
+                         selection: Any = None) -> TrainOutcome:
     from loopml.evaluate.card import card_json, render_card
     from loopml.evaluate.report import evaluate
     from loopml.registry import MODEL_ARTIFACT, dump_model
     from loopml.registry.signing import signing_key
+    from loopml.train.select import card_section, rows_seen
 
     test = plan.parts["test"]
     evaluation = evaluate(model, test, test[plan.target], task=plan.task, metric=plan.metric,
@@ -352,10 +414,11 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
         "name": f"{plan.config.project.name}/{plan.version.dataset}",
         "run_id": run.id, "task": plan.task, "target": plan.target, "metric": plan.metric,
         "model": {"candidate": model.candidate, "params": model.params,
-                  "threshold": model.threshold, "classes": [str(c) for c in model.classes]},
+                  "threshold": model.threshold, "classes": [str(c) for c in model.classes],
+                  **card_section(selection, result)},
         "data": {"ref": plan.version.ref, "content_hash": plan.version.content_hash,
                  "rows": {k: len(v) for k, v in plan.parts.items()},
-                 "split": asdict(plan.split)},
+                 "split": asdict(plan.split), "rows_seen": rows_seen(plan, selection)},
         "features": asdict(plan.features),
         "evaluation": evaluation,
         "search": {"candidates": plan.candidates, "backend": plan.config.train.backend,

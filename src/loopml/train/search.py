@@ -4,7 +4,11 @@ Every trial is a nested run of the search run, with its params and its score. Wo
 separate processes on local cores (``backend: local``) or Ray tasks (``backend: ray``);
 they share one Optuna study through a journal file, so the search is one study whichever
 engine runs it. The first trials try each candidate's defaults, which are good without
-tuning. Ctrl-C stops the workers and keeps every finished trial.
+tuning, cheapest first; later trials pick their candidate by cost and promise
+(:func:`choose_candidate`) and let TPE sample its parameters. Boosters stop on each fold's
+validation rows, so their number of trees is found, not searched. Every complete trial
+leaves its out-of-fold predictions, the library the final model is selected from
+(:mod:`loopml.train.ensemble`). Ctrl-C stops the workers and keeps every finished trial.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ if TYPE_CHECKING:
 STUDY = "loopml"
 # The progress display re-reads the whole study; once a second costs ~2% of a search.
 POLL_S = 1.0
+# The order the candidates' defaults run in: cheap and strong first, so that a short budget
+# still finishes them; names not listed come last, in the order given.
+COST_ORDER = ("linear", "logistic", "hist_gradient_boosting", "lightgbm", "xgboost",
+              "extra_trees", "random_forest", "mlp")
+# How many complete trials' out-of-fold predictions come back for the ensemble selection:
+# the best of each candidate, then the best others.
+LIBRARY_SIZE = 20
+OOF_FOLDER = "oof"  # in the search's folder: one .npy per complete trial
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,9 @@ class SearchJob:
     project: str
     parent_run_id: str
     threads_per_trial: int = 1
+    # Under a time budget, later trials prefer cheap candidates (timings make that choice
+    # machine-dependent); with a trial count alone the choice ignores time, so it repeats.
+    cost_aware: bool = False
 
 
 @dataclass
@@ -63,6 +78,9 @@ class SearchResult:
     best_score: float | None
     trials: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    # trial number -> out-of-fold predictions for every search row (NaN where no fold
+    # predicted it): the ensemble's library, read back before the search's folder goes
+    library: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def complete(self) -> int:
@@ -86,12 +104,52 @@ def fit_pipeline(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.D
     return pipeline.fit(X, y)
 
 
-def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+def fit_fold(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.DataFrame,
+             y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray, *, n_jobs: int = 1
+             ) -> tuple[Any, dict[str, Any]]:
+    """Return one fold's fitted pipeline and what its fit found (a booster's tree count).
+
+    A trainer with ``fit_early_stopping`` stops on the fold's validation rows; the others
+    are fitted as :func:`fit_pipeline` fits them, and find nothing.
+    """
+    import numpy as np
+    from sklearn.pipeline import Pipeline
+
+    from loopml.train.features import build_preprocessor
+    from loopml.train.trainers import get_trainer
+
+    trainer = get_trainer(candidate)
+    stop = getattr(trainer, "fit_early_stopping", None)
+    if stop is None:
+        return fit_pipeline(job, candidate, params, X, y, n_jobs=n_jobs), {}
+    features = build_preprocessor(job.features, X, tree_based=trainer.tree_based,
+                                  encoding=job.encoding, task=job.task)
+    # fit_transform, as a Pipeline's fit does (a target encoder cross-fits there)
+    train_matrix = np.asarray(features.fit_transform(X, y), dtype=float)
+    valid_matrix = np.asarray(features.transform(X_valid), dtype=float)
+    estimator = trainer.build(params, task=job.task, seed=job.seed, n_jobs=n_jobs)
+    found = stop(estimator, train_matrix, y, valid_matrix, y_valid)
+    return Pipeline([("features", features), ("model", estimator)]), dict(found or {})
+
+
+def predictions(job: SearchJob, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
+    """Return what the ensemble averages: values (regression) or one column per class."""
     if job.task == "regression":
-        return score(job.metric, y, pipeline.predict(X), None, labels=job.labels)
-    proba = full_proba(pipeline, X, len(job.labels))
-    predicted = proba.argmax(axis=1)
-    return score(job.metric, y, predicted, proba, labels=job.labels)
+        import numpy as np
+
+        return np.asarray(pipeline.predict(X), dtype=float)
+    return full_proba(pipeline, X, len(job.labels))
+
+
+def score_predictions(job: SearchJob, y: np.ndarray, predicted: np.ndarray) -> float:
+    """Return the search metric of :func:`predictions` (the class of the highest probability)."""
+    if job.task == "regression":
+        return score(job.metric, y, predicted, None, labels=job.labels)
+    return score(job.metric, y, predicted.argmax(axis=1), predicted, labels=job.labels)
+
+
+def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+    return score_predictions(job, y, predictions(job, pipeline, X))
 
 
 def full_proba(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
@@ -110,7 +168,16 @@ def full_proba(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
 def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     from loopml.train.trainers import get_trainer, suggest_from_space
 
-    candidate = trial.suggest_categorical("model", job.candidates)
+    fixed = trial.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params") or {}
+    if "model" in fixed:  # a queued trial: a candidate's defaults
+        candidate = trial.suggest_categorical("model", job.candidates)
+    else:
+        import optuna
+
+        done = trial.study.get_trials(deepcopy=False,
+                                      states=(optuna.trial.TrialState.COMPLETE,))
+        candidate = choose_candidate(job, done, seed=job.seed * 100_003 + trial.number)
+        trial.set_user_attr("model", candidate)
     trainer = get_trainer(candidate)
     if candidate in job.search_space:
         params = trainer.defaults(job.task)
@@ -120,8 +187,64 @@ def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     return candidate, params
 
 
+def choose_candidate(job: SearchJob, done: list[Any], *, seed: int) -> str:
+    """Return the candidate of a trial after the defaults: likely to improve, cheaply.
+
+    Each candidate is weighted by how close its best score is to the best of all
+    (``exp(-gap / spread)``, the spread being that of the candidates' bests) and, under a time
+    budget, by its cost (``1 / sqrt(median trial seconds)``), as FLAML's cost-frugal order
+    prefers cheap learners while they keep up. The draw is seeded by the trial number. A
+    candidate with nothing left to search (a linear model choosing its own regularisation)
+    runs once; one whose trials all failed still gets a turn first.
+    """
+    import random
+    import statistics
+
+    rng = random.Random(seed)
+    stats: dict[str, tuple[float, float]] = {}
+    for name in job.candidates:
+        runs = [t for t in done if _model_of(t) == name and t.value is not None]
+        if runs:
+            stats[name] = (max(t.value for t in runs), statistics.median(
+                t.duration.total_seconds() if t.duration else 1.0 for t in runs))
+    open_ = [c for c in job.candidates if c not in stats or _searchable(job, c)]
+    if not open_:
+        return max(stats, key=lambda c: stats[c][0])
+    untried = [c for c in open_ if c not in stats]
+    if untried:
+        return untried[0]
+    best = max(stats[c][0] for c in open_)
+    spread = statistics.pstdev(v for v, _ in stats.values()) if len(stats) > 1 else 0.0
+    weights = []
+    for name in open_:
+        value, seconds = stats[name]
+        closeness = math.exp(-(best - value) / spread) if spread > 0 else 1.0
+        cost = 1.0 / math.sqrt(max(seconds, 1e-3)) if job.cost_aware else 1.0
+        weights.append(closeness * cost)
+    return rng.choices(open_, weights=weights)[0]
+
+
+def _model_of(trial: Any) -> str | None:
+    return trial.params.get("model") or trial.user_attrs.get("model")
+
+
+def _searchable(job: SearchJob, candidate: str) -> bool:
+    """Return whether ``candidate`` has parameters to sample (the user's space or its own)."""
+    import optuna
+
+    from loopml.train.trainers import get_trainer
+
+    if job.search_space.get(candidate):
+        return True
+    try:  # a fixed trial with no values answers any suggest with an error
+        return bool(get_trainer(candidate).suggest(optuna.trial.FixedTrial({}), job.task))
+    except ValueError:
+        return True
+
+
 def _objective(job: SearchJob, client: Any, deadline: float | None = None,
-               stop_path: str | None = None) -> Callable[[optuna.Trial], float]:
+               stop_path: str | None = None, oof_dir: str | None = None
+               ) -> Callable[[optuna.Trial], float]:
     import numpy as np
     import optuna
 
@@ -135,11 +258,21 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
                               parent=job.parent_run_id, tags={"candidate": candidate}) as run:
             run.log_params({"model": candidate, **params})
             scores: list[float] = []
+            oof: np.ndarray | None = None
+            seen = np.zeros(len(job.y))
+            found: list[dict[str, Any]] = []
             for index, (train_rows, valid_rows) in enumerate(job.folds):
-                pipeline = fit_pipeline(job, candidate, params, job.X.iloc[train_rows],
-                                        job.y[train_rows], n_jobs=job.threads_per_trial)
-                scores.append(score_pipeline(job, pipeline, job.X.iloc[valid_rows],
-                                             job.y[valid_rows]))
+                X_valid, y_valid = job.X.iloc[valid_rows], job.y[valid_rows]
+                pipeline, fold_found = fit_fold(job, candidate, params,
+                                                job.X.iloc[train_rows], job.y[train_rows],
+                                                X_valid, y_valid, n_jobs=job.threads_per_trial)
+                predicted = predictions(job, pipeline, X_valid)
+                scores.append(score_predictions(job, y_valid, predicted))
+                if oof is None:
+                    oof = np.zeros((len(job.y), *predicted.shape[1:]))
+                oof[valid_rows] += predicted  # repeated folds predict a row more than once
+                seen[valid_rows] += 1
+                found.append(fold_found)
                 run.log_metric(f"fold_{job.metric}", scores[-1], step=index)
                 trial.report(sign * float(np.mean(scores)), index)
                 out_of_time = (deadline is not None and time.time() > deadline) or (
@@ -148,13 +281,63 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
                     pruned = True  # a trial never runs far past the budget
                     break
             value = float(np.mean(scores))
+            found_mean = _mean_found(found)
+            if found_mean:
+                trial.set_user_attr("found", found_mean)
+                run.log_params({f"found_{k}": v for k, v in found_mean.items()})
             run.log_metrics({job.metric: value, "fit_seconds": time.perf_counter() - started})
             run.set_tags({"state": "PRUNED" if pruned else "COMPLETE"})
         if pruned or not math.isfinite(value):
             raise optuna.TrialPruned()
+        if oof_dir is not None and oof is not None:
+            _save_oof(Path(oof_dir), trial.number, oof, seen)
         return sign * value
 
     return objective
+
+
+def _mean_found(found: list[dict[str, Any]]) -> dict[str, int]:
+    """Return the folds' found counts averaged (what the refit on all rows uses).
+
+    >>> _mean_found([{"n_estimators": 100}, {"n_estimators": 151}])
+    {'n_estimators': 126}
+    """
+    keys = set().union(*found) if found else set()
+    return {k: max(1, int(round(sum(f[k] for f in found if k in f) /
+                                sum(1 for f in found if k in f)))) for k in sorted(keys)}
+
+
+def _save_oof(folder: Path, number: int, oof: np.ndarray, seen: np.ndarray) -> None:
+    import numpy as np
+
+    covered = seen > 0
+    mean = np.full(oof.shape, np.nan, dtype=np.float32)
+    divisor = seen[covered].reshape(-1, *([1] * (oof.ndim - 1)))
+    mean[covered] = oof[covered] / divisor
+    folder.mkdir(exist_ok=True)
+    partial = folder / f"{number}.npy.partial"
+    with partial.open("wb") as handle:
+        np.save(handle, mean)
+    partial.replace(folder / f"{number}.npy")  # a reader sees a whole file or none
+
+
+def load_library(folder: Path, result: SearchResult, metric: str, *,
+                 size: int = LIBRARY_SIZE) -> dict[int, np.ndarray]:
+    """Return the out-of-fold predictions of the best complete trials (see LIBRARY_SIZE)."""
+    import numpy as np
+
+    sign = get_metric(metric).direction
+    complete = sorted((t for t in result.trials if t["state"] == "COMPLETE"
+                       and t["value"] is not None and (folder / f"{t['number']}.npy").exists()),
+                      key=lambda t: (-sign * t["value"], t["number"]))
+    chosen: list[int] = []
+    models: set[str | None] = set()
+    for trial in complete:  # the best of each candidate first: a diverse library
+        if trial["model"] not in models:
+            models.add(trial["model"])
+            chosen.append(trial["number"])
+    chosen += [t["number"] for t in complete if t["number"] not in chosen]
+    return {n: np.load(folder / f"{n}.npy") for n in sorted(chosen[:size])}
 
 
 def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
@@ -168,7 +351,7 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
         sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=8),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
     )
-    for candidate in job.candidates:
+    for candidate in sorted(job.candidates, key=cost_rank):
         defaults = get_trainer(candidate).defaults(job.task)
         space = job.search_space.get(candidate, {})
         # A default outside the user's range would fail the trial; that key is sampled.
@@ -177,6 +360,15 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
                              **{f"{candidate}.{k}": v for k, v in defaults.items()}},
                             skip_if_exists=True)
     return study
+
+
+def cost_rank(candidate: str) -> int:
+    """Return where ``candidate``'s defaults run in the queue (see COST_ORDER).
+
+    >>> sorted(["random_forest", "lightgbm", "linear"], key=cost_rank)
+    ['linear', 'lightgbm', 'random_forest']
+    """
+    return COST_ORDER.index(candidate) if candidate in COST_ORDER else len(COST_ORDER)
 
 
 @contextlib.contextmanager
@@ -263,7 +455,9 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     before = len(study.trials)
     try:
         with quiet_optuna():
-            study.optimize(_objective(job, client, deadline, stop_path), n_trials=n_trials,
+            study.optimize(_objective(job, client, deadline, stop_path,
+                                      oof_dir=str(Path(storage_path).parent / OOF_FOLDER)),
+                           n_trials=n_trials,
                            timeout=timeout, callbacks=callbacks,
                            catch=(ValueError, ArithmeticError), gc_after_trial=False)
     finally:
@@ -282,16 +476,28 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
     trials = []
     for t in study.get_trials(deepcopy=False):
         value = None if t.value is None else sign * t.value
+        params = {k: v for k, v in t.params.items() if k != "model"}
         trials.append({"number": t.number, "state": t.state.name, "value": value,
-                       "model": t.params.get("model"), "params": dict(t.params),
+                       "model": _model_of(t), "params": params,
+                       "found": dict(t.user_attrs.get("found") or {}),
                        "seconds": t.duration.total_seconds() if t.duration else None})
     complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
     if not complete:
         return SearchResult(None, {}, None, trials, interrupted)
     best = max(complete, key=lambda t: sign * t["value"])
-    prefix = f"{best['model']}."
-    params = {k[len(prefix):]: v for k, v in best["params"].items() if k.startswith(prefix)}
-    return SearchResult(best["model"], params, best["value"], trials, interrupted)
+    return SearchResult(best["model"], trial_params(best), best["value"], trials, interrupted)
+
+
+def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
+    """Return the estimator parameters a trial's refit uses: sampled, then found.
+
+    >>> trial_params({"model": "lightgbm", "params": {"lightgbm.num_leaves": 15},
+    ...               "found": {"n_estimators": 87}})
+    {'num_leaves': 15, 'n_estimators': 87}
+    """
+    prefix = f"{trial['model']}."
+    params = {k[len(prefix):]: v for k, v in trial["params"].items() if k.startswith(prefix)}
+    return {**params, **trial.get("found", {})}
 
 
 def workers_for(n_jobs: int, trials: int | None = None) -> int:
@@ -354,6 +560,8 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
         except KeyboardInterrupt:
             interrupted = True
         result = summarize(storage_path, job.metric, interrupted=interrupted)
+        if not interrupted:
+            result.library = load_library(Path(tmp, OOF_FOLDER), result, job.metric)
     return result
 
 
