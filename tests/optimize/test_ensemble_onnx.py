@@ -114,9 +114,13 @@ def test_an_ensemble_of_mixed_members_answers_like_the_native_ensemble(task, tra
 def test_members_of_the_same_kind_share_one_graph_without_name_clashes(train_rows):
     # two skl2onnx graphs (spliced, with their own tensor names), two LightGBM forests and
     # two XGBoost graphs (onnxmltools): every name must stay unique in the one graph
+    from sklearn.linear_model import LogisticRegression
+
     task = "binary"
-    members = [("logistic", fit_member("logistic", task, train_rows, params={"C": 0.1})),
-               ("logistic", fit_member("logistic", task, train_rows, params={"C": 10.0})),
+    members = [("logistic", fit_member("logistic", task, train_rows,
+                                       estimator=LogisticRegression(C=0.1, max_iter=2000))),
+               ("logistic", fit_member("logistic", task, train_rows,
+                                       estimator=LogisticRegression(C=10.0, max_iter=2000))),
                ("lightgbm", fit_member("lightgbm", task, train_rows)),
                ("lightgbm", fit_member("lightgbm", task, train_rows,
                                        params={"num_leaves": 7})),
@@ -211,3 +215,20 @@ def test_bundle_parity_and_profile_take_an_ensemble(train_rows, tmp_path):
     assert parity.passed, parity.detail
     assert report["native"]["rows_per_s_100"] > 0 and report["onnx"]["rows_per_s_100"] > 0
     assert choose_flavour(parity, report) in ("onnx", "native")
+
+
+def test_a_member_whose_features_have_no_onnx_form_is_named(train_rows):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+
+    task = "regression"
+    raw = Pipeline([("features", ColumnTransformer([("raw", "passthrough", ["$x"])])),
+                    ("model", Ridge())]).fit(train_rows[FEATURES.columns].fillna({"$x": 0.0}),
+                                             train_rows[TARGETS[task]])
+    members = [("linear", fit_member("linear", task, train_rows)), ("raw ridge", raw)]
+    native = make_ensemble(members, [0.5, 0.5], task, train_rows)
+
+    with pytest.raises(ExportFailed, match=r"^cannot export ensemble member 2 of 2 \(raw "
+                                           r"ridge\): features/raw: "):
+        to_onnx(native)

@@ -40,7 +40,12 @@ def ensemble_kinds(ensemble: Any, columns: list[str]) -> dict[str, str]:
     readers: dict[str, int] = {}
     for position in range(len(ensemble.members)):
         steps = _steps_of(ensemble, position)
-        for _, part, used in _parts(steps["features"]):
+        try:
+            parts = _parts(steps["features"])
+        except ExportFailed as exc:
+            raise ExportFailed(f"cannot export {_where(ensemble, position)}: "
+                               f"{_without_prefix(str(exc))}") from exc
+        for _, part, used in parts:
             kind = _part_kind(part)
             for column in used:
                 if kinds.setdefault(column, kind) != kind:
