@@ -102,6 +102,10 @@ def test_an_ensemble_of_mixed_members_answers_like_the_native_ensemble(task, tra
         np.testing.assert_allclose(exported.predict_proba(rows), native.predict_proba(rows),
                                    atol=1e-5)
         assert (exported.predict(rows).astype(str) == native.predict(rows).astype(str)).all()
+    # members with equal preprocessing (the two tree members here) share it in the graph
+    lookups = sum(node.op_type == "LabelEncoder" for node in onnx.load_from_string(blob)
+                  .graph.node)
+    assert lookups == 2 * len(FEATURES.categorical)
     signature = signature_of(onnx.load_from_string(blob))
     assert signature["task"] == task
     assert signature["classes"] == list(native.classes)

@@ -73,10 +73,19 @@ def ensemble_graph(g: Graph, ensemble: Any, names: dict[str, str], *, task: str,
     from loopml.optimize.export import features_graph
 
     total = None
+    built: dict[str, tuple[str, int]] = {}  # fitted-state hash -> features tensor, width
     for position, weight in enumerate(ensemble.weights):
         steps = _steps_of(ensemble, position)
         try:
-            features, width = features_graph(g, steps["features"], names)
+            # members of one family fitted on the same rows have equal preprocessing:
+            # computed once in the graph, not once per member
+            key = _fingerprint(steps["features"])
+            if key is None:
+                features, width = features_graph(g, steps["features"], names)
+            else:
+                if key not in built:
+                    built[key] = features_graph(g, steps["features"], names)
+                features, width = built[key]
             out = _member_output(g, steps["model"], features, width=width, task=task,
                                  n_classes=n_classes,
                                  seen=getattr(ensemble.members[position], "classes_", None))
@@ -116,6 +125,16 @@ def _member_output(g: Graph, estimator: Any, features: str, *, width: int, task:
     placement = np.zeros((len(labels), n_classes), dtype=np.float32)
     placement[np.arange(len(labels)), [int(c) for c in labels]] = 1.0
     return g.op("MatMul", [own, g.const(placement, "class_placement")], "placed")
+
+
+def _fingerprint(transformer: Any) -> str | None:
+    """Return a hash of ``transformer``'s fitted state, or None when it cannot be hashed."""
+    import joblib
+
+    try:
+        return joblib.hash(transformer)
+    except Exception:  # an unpicklable part: build that member's features on their own
+        return None
 
 
 def _steps_of(ensemble: Any, position: int) -> dict[str, Any]:
