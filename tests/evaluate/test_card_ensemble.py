@@ -86,8 +86,9 @@ def ensemble_card() -> dict[str, Any]:
                  "weight": 0.2, "cv_score": 0.79},
             ],
             "selection": {"method": "greedy ensemble selection (Caruana et al. 2004)",
-                          "rounds": 50, "library": 24, "ensemble_cv_score": 0.8199,
-                          "best_single_cv_score": 0.8123, "kept": "ensemble"},
+                          "rounds": 50, "library": 24, "rows": 600, "kept": "ensemble",
+                          "ensemble_cv_score": 0.8199, "best_single_cv_score": 0.8123,
+                          "best_single_trial": 3, "dropped_for_budget": [19, 21]},
         },
         "data": {"ref": "credit@1", "content_hash": "0123456789abcdef",
                  "rows": {"train": 600, "validation": 0, "test": 200},
@@ -131,12 +132,23 @@ def test_the_selection_line_says_how_and_what_was_kept():
     text = render_card(ensemble_card())
 
     assert "greedy ensemble selection (Caruana et al. 2004): 50 rounds over a library of " \
-           "24 trials" in text
+           "24 trials on 600 out-of-fold rows" in text
     assert "of the ensemble 0.8199, of the best single trial 0.8123" in text
-    assert "the ensemble was kept" in text
-    single = ensemble_card()
-    single["model"]["selection"]["kept"] = "single"
-    assert "the best single trial was kept" in render_card(single)
+    assert "the ensemble was kept: it beat the best single trial (trial 3)" in text
+    assert "refit would not fit in the budget: trial(s) 19, 21." in text
+
+
+def test_a_kept_single_model_still_says_how_it_was_selected():
+    # the runner writes no members when the single trial was kept, only the selection
+    card = ensemble_card()
+    card["model"].update(candidate="logistic", params={"C": 0.5}, ensemble=None)
+    card["model"]["selection"]["kept"] = "single"
+    page_html = render_card(card)
+    page = parse(page_html)
+
+    assert "Selection" in page.titles and "Members" not in page.titles
+    assert "the best single trial (trial 3) was kept: the ensemble did not beat it" in page_html
+    assert page.table("Best configuration")[1] == ["C", "0.5"]
 
 
 def test_hostile_candidate_and_param_names_are_text_not_markup():

@@ -235,38 +235,52 @@ def _training_sections(card: dict[str, Any]) -> list[str]:
 
 
 def _ensemble_section(card: dict[str, Any]) -> list[str]:
-    """Return the members of an ensemble model and how they were selected (else nothing)."""
-    members = card["model"].get("ensemble")
-    if not members:
-        return []
-    parts = ["<h2>Members</h2>"]
+    """Return how the final model was selected and, for an ensemble, its members."""
+    members = card["model"].get("ensemble") or []
     selection = card["model"].get("selection") or {}
+    if not members and not selection:
+        return []
+    parts = ["<h2>Members</h2>" if members else "<h2>Selection</h2>"]
     if selection:
-        kept = selection.get("kept")
-        verdict = ("the ensemble was kept: it beat the best single trial on out-of-fold score"
-                   if kept == "ensemble" else
-                   "the best single trial was kept: the ensemble did not beat it"
-                   if kept == "single" else f"kept: {_text(kept)}")
-        parts.append(
-            f"<p>{_text(selection.get('method', 'ensemble selection'))}: "
-            f"{_fmt(selection.get('rounds'))} rounds over a library of "
-            f"{_fmt(selection.get('library'))} trials; cross-validated "
-            f"{html.escape(str(card.get('metric', 'score')))} of the ensemble "
-            f"{_fmt(selection.get('ensemble_cv_score'))}, of the best single trial "
-            f"{_fmt(selection.get('best_single_cv_score'))}; {verdict}.</p>")
-    rows = []
-    for member in members:
-        params = member.get("params") or {}
-        shown = ", ".join(f"{_text(k)}={_text(_param(v))}" for k, v in params.items())
-        weight = member.get("weight")
-        rows.append(f"<tr><td>{_fmt(member.get('trial'))}</td>"
-                    f"<td>{_text(member.get('candidate', ''))}</td>"
-                    f"<td>{f'{weight:.3f}' if isinstance(weight, int | float) else _fmt(weight)}"
-                    f"</td><td>{_fmt(member.get('cv_score'))}</td><td>{shown or '—'}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("trial", "candidate", "weight", "CV score",
-                                              "params"))
-    parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+        parts.append(f"<p>{_selection_line(selection, card.get('metric'))}</p>")
+    if members:
+        rows = []
+        for member in members:
+            params = member.get("params") or {}
+            shown = ", ".join(f"{_text(k)}={_text(_param(v))}" for k, v in params.items())
+            weight = member.get("weight")
+            weight = f"{weight:.3f}" if isinstance(weight, int | float) else _fmt(weight)
+            rows.append(f"<tr><td>{_fmt(member.get('trial'))}</td>"
+                        f"<td>{_text(member.get('candidate', ''))}</td><td>{weight}</td>"
+                        f"<td>{_fmt(member.get('cv_score'))}</td><td>{shown or '—'}</td></tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("trial", "candidate", "weight", "CV score",
+                                                  "params"))
+        parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
     return parts
+
+
+def _selection_line(selection: dict[str, Any], metric: Any) -> str:
+    """Return the selection in one sentence: method, library, both scores, what was kept."""
+    kept = selection.get("kept")
+    best = selection.get("best_single_trial")
+    best = f" (trial {_fmt(best)})" if best is not None else ""
+    verdict = (f"the ensemble was kept: it beat the best single trial{best} out of fold"
+               if kept == "ensemble" else
+               f"the best single trial{best} was kept: the ensemble did not beat it"
+               if kept == "single" else f"kept: {_text(kept)}")
+    rows = selection.get("rows")
+    over = f" on {_fmt(rows)} out-of-fold rows" if rows is not None else ""
+    line = (f"{_text(selection.get('method', 'ensemble selection'))}: "
+            f"{_fmt(selection.get('rounds'))} rounds over a library of "
+            f"{_fmt(selection.get('library'))} trials{over}; cross-validated "
+            f"{_text(metric or 'score')} of the ensemble "
+            f"{_fmt(selection.get('ensemble_cv_score'))}, of the best single trial "
+            f"{_fmt(selection.get('best_single_cv_score'))}; {verdict}.")
+    dropped = selection.get("dropped_for_budget")
+    if dropped:
+        line += (" Left out of the library because their refit would not fit in the budget: "
+                 f"trial(s) {', '.join(_fmt(t) for t in dropped)}.")
+    return line
 
 
 def _param(value: Any) -> str:
