@@ -6,6 +6,8 @@ from typing import Any
 
 from loopml.train.trainers import Params
 
+CAP = 1000  # iterations at most; early stopping on the validation rows finds how many
+
 
 class HistGradientBoosting:
     name = "hist_gradient_boosting"
@@ -14,7 +16,7 @@ class HistGradientBoosting:
 
     def defaults(self, task: str) -> Params:
         return {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-                "l2_regularization": 1e-6, "max_iter": 200}
+                "l2_regularization": 1e-6, "max_iter": CAP}
 
     def suggest(self, trial: Any, task: str) -> Params:
         p = "hist_gradient_boosting"
@@ -23,7 +25,7 @@ class HistGradientBoosting:
             "max_leaf_nodes": trial.suggest_int(f"{p}.max_leaf_nodes", 8, 128, log=True),
             "min_samples_leaf": trial.suggest_int(f"{p}.min_samples_leaf", 5, 100, log=True),
             "l2_regularization": trial.suggest_float(f"{p}.l2_regularization", 1e-6, 10, log=True),
-            "max_iter": trial.suggest_int(f"{p}.max_iter", 100, 500, log=True),
+            "max_iter": CAP,
         }
 
     def build(self, params: Params, *, task: str, seed: int, n_jobs: int = 1) -> Any:
@@ -31,8 +33,38 @@ class HistGradientBoosting:
 
         cls = HistGradientBoostingRegressor if task == "regression" else \
             HistGradientBoostingClassifier
-        return cls(random_state=seed, early_stopping=True, validation_fraction=0.1,
-                   n_iter_no_change=20, **params)
+        # no internal split: the refit sees every row, its iteration count found on the folds
+        return cls(random_state=seed, early_stopping=False, **params)
+
+    def fit_early_stopping(self, estimator: Any, X: Any, y: Any, X_valid: Any,
+                           y_valid: Any) -> Params:
+        """Return ``{"max_iter": best}`` after fitting ``estimator`` up to its best iteration.
+
+        The loss (log loss, squared error) is watched on the validation rows. scikit-learn
+        keeps the iterations after the best one, so they are dropped: ``predict`` and
+        ``predict_proba`` then answer as a model of ``best`` iterations fitted on X, y does
+        (the same random draws: early stopping on given rows takes no split).
+        """
+        import numpy as np
+
+        from loopml.train.trainers.early_stopping import ROUNDS, known_rows
+
+        valid = known_rows(estimator, X, y, X_valid, y_valid)
+        if valid is None:
+            estimator.fit(X, y)
+            return {"max_iter": estimator.n_iter_}
+        estimator.set_params(early_stopping=True, scoring="loss", n_iter_no_change=ROUNDS)
+        estimator.fit(X, y, X_val=valid[0], y_val=valid[1])
+        scores = np.asarray(estimator.validation_score_)  # [0]: before the first iteration
+        best = int(np.argmax(scores[1:])) + 1
+        if best < estimator.n_iter_:
+            if hasattr(estimator, "_predictors"):
+                estimator._predictors = estimator._predictors[:best]
+                estimator.train_score_ = estimator.train_score_[:best + 1]
+                estimator.validation_score_ = scores[:best + 1]
+            else:  # a scikit-learn whose internals moved: fit again, as the refit will
+                estimator.set_params(early_stopping=False, max_iter=best).fit(X, y)
+        return {"max_iter": best}
 
 
 def make(name: str) -> HistGradientBoosting:

@@ -6,6 +6,8 @@ from typing import Any
 
 from loopml.train.trainers import Params
 
+CAP = 2000  # trees at most; early stopping on the validation rows finds how many
+
 
 class XGBoost:
     name = "xgboost"
@@ -13,14 +15,14 @@ class XGBoost:
     tree_based = True
 
     def defaults(self, task: str) -> Params:
-        return {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6,
+        return {"n_estimators": CAP, "learning_rate": 0.05, "max_depth": 6,
                 "min_child_weight": 1.0, "subsample": 0.9, "colsample_bytree": 0.9,
                 "reg_lambda": 1.0}
 
     def suggest(self, trial: Any, task: str) -> Params:
         p = "xgboost"
         return {
-            "n_estimators": trial.suggest_int(f"{p}.n_estimators", 50, 1000, log=True),
+            "n_estimators": CAP,
             "learning_rate": trial.suggest_float(f"{p}.learning_rate", 0.01, 0.3, log=True),
             "max_depth": trial.suggest_int(f"{p}.max_depth", 2, 10),
             "min_child_weight": trial.suggest_float(f"{p}.min_child_weight", 0.5, 20, log=True),
@@ -34,6 +36,25 @@ class XGBoost:
 
         cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
         return cls(random_state=seed, n_jobs=n_jobs, tree_method="hist", **params)
+
+    def fit_early_stopping(self, estimator: Any, X: Any, y: Any, X_valid: Any,
+                           y_valid: Any) -> Params:
+        """Return ``{"n_estimators": best}`` after fitting ``estimator`` up to its best tree.
+
+        The objective's default metric (log loss, multi-class log loss, RMSE) is watched on
+        the validation rows; ``predict`` and ``predict_proba`` then use the best iteration.
+        """
+        from loopml.train.trainers.early_stopping import ROUNDS, known_rows
+
+        valid = known_rows(estimator, X, y, X_valid, y_valid)
+        if valid is None:
+            estimator.fit(X, y, verbose=False)
+            return {"n_estimators": estimator.n_estimators}
+        # a constructor argument since xgboost 2; it leaves the trees after the best one in
+        # the booster, and predict stops at best_iteration by itself
+        estimator.set_params(early_stopping_rounds=ROUNDS)
+        estimator.fit(X, y, eval_set=[valid], verbose=False)
+        return {"n_estimators": int(estimator.best_iteration) + 1}  # best_iteration is 0-based
 
 
 def make(name: str) -> XGBoost:
