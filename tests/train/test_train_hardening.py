@@ -163,8 +163,8 @@ def test_init_out_never_writes_through_a_planted_link_and_refuses_bad_paths(cred
         ({"target": "gender", "task": "regression", "sensitive": []}, {},
          r"data.task is regression, but target column 'gender' .* not numbers"),
         ({}, {"search_space": {"linear": {"Cc": {"low": 0.1, "high": 10}}}},
-         r"train.search_space.linear: unknown parameter 'Cc'; linear \(LogisticRegression, "
-         r"binary\) takes: C, class_weight, .*"),
+         r"train.search_space.linear: unknown parameter 'Cc'; linear \(LogisticRegressionCV, "
+         r"binary\) takes: Cs, class_weight, .*"),
         ({}, {"candidates": ["lightgbm"],
               "search_space": {"lightgbm": {"num_leavs": {"low": 8, "high": 64, "int": True}}}},
          r"unknown parameter 'num_leavs'.* num_leaves"),
@@ -281,12 +281,13 @@ def test_numbers_out_of_range_are_one_line_errors(tmp_path, credit_file, train, 
 
 def test_a_search_range_that_excludes_the_default_still_runs_its_first_trial(credit_file,
                                                                              workspace):
-    # linear's default C is 1.0; the first (queued) trial must not insist on it.
-    space = {"linear": {"C": {"low": 2.0, "high": 5.0}}}
-    outcome = train_project(project(credit_file, **{**FAST, "trials": 1, "search_space": space}),
+    # lightgbm's default learning_rate is 0.05; the first (queued) trial must not insist on it.
+    space = {"lightgbm": {"learning_rate": {"low": 0.1, "high": 0.2}}}
+    outcome = train_project(project(credit_file, **{**FAST, "candidates": ["lightgbm"],
+                                                    "trials": 1, "search_space": space}),
                             workspace=workspace)
     assert outcome.search.complete == 1
-    assert 2.0 <= outcome.search.best_params["C"] <= 5.0
+    assert 0.1 <= outcome.search.best_params["learning_rate"] <= 0.2
 
 
 def test_a_search_leaves_the_callers_optuna_log_level_alone(credit_file, workspace):
