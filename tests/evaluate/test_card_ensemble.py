@@ -97,7 +97,7 @@ def ensemble_card() -> dict[str, Any]:
                               "metrics come from the 200 test rows <it never saw>"},
         "features": {"numeric": ["age"], "categorical": ["city"], "datetime": [],
                      "dropped": {}},
-        "evaluation": {"metrics": {"roc_auc": 0.81}, "rows": 200,
+        "evaluation": {"metrics": {"roc_auc": 0.81}, "rows": 200, "threshold": 0.41,
                        "explanations": {"method": "permutation", "unit": "drop in roc_auc",
                                         "importance": {}, "rows": []}},
         "search": {"candidates": ["logistic", "lightgbm"], "backend": "local", "workers": 1,
@@ -136,6 +136,7 @@ def test_the_selection_line_says_how_and_what_was_kept():
     assert "of the ensemble 0.8199, of the best single trial 0.8123" in text
     assert "the ensemble was kept: it beat the best single trial (trial 3)" in text
     assert "refit would not fit in the budget: trial(s) 19, 21." in text
+    assert "<b>0.410</b>, chosen on the out-of-fold predictions of the selection" in text
 
 
 def test_a_kept_single_model_still_says_how_it_was_selected():
@@ -189,5 +190,6 @@ def test_a_single_model_card_is_as_before():
     page = parse(render_card(card))
 
     assert "Members" not in page.titles and "Timings" not in page.titles
+    assert "<b>0.410</b>, chosen on the validation rows" in render_card(card)
     assert page.table("Best configuration")[1] == ["num_leaves", "15"]
     assert card == plain  # rendering leaves the card as it was

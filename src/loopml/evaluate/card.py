@@ -119,8 +119,11 @@ def render_card(card: dict[str, Any]) -> str:
     if rows_seen:  # which rows fitted the model, which rows the metrics above come from
         parts.append(f"<p class='meta'>Rows: {_text(rows_seen)}</p>")
     if "threshold" in evaluation:
-        parts.append(f"<p>Decision threshold <b>{evaluation['threshold']:.3f}</b>, chosen on the "
-                     "validation rows (maximises F1, or accuracy when that is the metric).</p>")
+        # after a selection the threshold is chosen on the kept model's out-of-fold answers
+        where = "the out-of-fold predictions of the selection" if \
+            card["model"].get("selection") else "the validation rows"
+        parts.append(f"<p>Decision threshold <b>{evaluation['threshold']:.3f}</b>, chosen on "
+                     f"{where} (maximises F1, or accuracy when that is the metric).</p>")
     plots = []
     curves = evaluation.get("curves")
     if curves:
