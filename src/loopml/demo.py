@@ -2,8 +2,9 @@
 
 1. data: a credit dataset is ingested as a version (PII hashed, profile, inferred contract),
    a later batch with bad rows is validated against the contract, and the version is split;
-2. train: a search over linear and boosted models (every trial a nested run), the best one
-   refitted, evaluated on the test split (metrics, curves, fairness by gender, SHAP) and
+2. train: a search over linear and boosted models (every trial a nested run), the final model
+   chosen by greedy ensemble selection over the trials' out-of-fold predictions and refitted,
+   evaluated on the test split (metrics, curves, fairness by gender, explanations) and
    written up as a model card, with lineage back to the dataset version;
 3. the runs are read back from the store;
 4. the model, registered as ``demo@1``, is exported to ONNX (parity proved on the test rows,
@@ -54,6 +55,7 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
     from loopml.registry import load_model
     from loopml.tracking import TrackingClient
     from loopml.train.runner import train_project
+    from loopml.train.select import describe
     from loopml.views import runs as views
     from loopml.workspace import Workspace
 
@@ -92,8 +94,16 @@ def run_demo(directory: Path | None, *, console: Console) -> Path:
     console.print(views.runs_table(ranked, latest))
     evaluation = outcome.card["evaluation"]
     fairness = evaluation["fairness"]["gender"]
+    selection = outcome.card["model"].get("selection")
+    if selection is not None:
+        console.print(
+            f"\nthe final model, by greedy ensemble selection over the {selection['library']} "
+            f"best trials' out-of-fold predictions: {describe(outcome.card)} (out-of-fold "
+            f"ROC-AUC {selection['ensemble_cv_score']:.4f} for the ensemble, "
+            f"{selection['best_single_cv_score']:.4f} for the best single trial; kept: "
+            f"{selection['kept']})")
     console.print(
-        f"\n[bold]Best[/] {outcome.model.candidate}: test ROC-AUC "
+        f"\n[bold]Final[/] {describe(outcome.card)}: test ROC-AUC "
         f"{evaluation['metrics']['roc_auc']:.3f}, threshold {outcome.model.threshold:.2f}; "
         f"demographic-parity difference by gender "
         f"{fairness['demographic_parity_difference']:.3f}; top drivers: "

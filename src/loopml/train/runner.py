@@ -326,7 +326,7 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                                           "params": result.best_params,
                                           "score": result.best_score}}, "search_best.json")
         raise KeyboardInterrupt
-    from loopml.train.select import final_model, refit_seconds, select
+    from loopml.train.select import describe, final_model, refit_seconds, select
 
     costs = refit_seconds(result, folds=budget.folds, fraction=fraction)
     # evaluation and explanations take about one refit of the best trial
@@ -342,7 +342,7 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
                                    clock=clock, budget=budget, selection=selection)
     if console is not None:
         metrics = outcome.card["evaluation"]["metrics"]
-        chosen = result.best_candidate if selection is None else _describe(outcome.card)
+        chosen = describe(outcome.card)
         console.print(f"final: [bold]{chosen}[/] ({result.complete} trials, "
                       f"{seconds:.0f} s); test " + ", ".join(
                           f"{k} {v:.4f}" if v is not None else f"{k} undefined"
@@ -377,17 +377,6 @@ def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Cons
                           time_budget_s=None if budget is None else budget.search_seconds(),
                           n_jobs=cfg.n_jobs, backend=cfg.backend, on_progress=show,
                           stop_when=None if budget is None else budget.should_stop)
-
-
-def _describe(card: dict[str, Any]) -> str:
-    """Return the final model in a few words: the candidate, or the ensemble's members."""
-    from rich.markup import escape
-
-    members = card["model"].get("ensemble")
-    if not members:
-        return escape(card["model"]["candidate"])
-    return "ensemble of " + " + ".join(f"{escape(m['candidate'])} ×{m['weight']:.2f}"
-                                       for m in members)
 
 
 def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,

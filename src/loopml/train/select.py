@@ -223,3 +223,19 @@ def rows_seen(plan: TrainPlan, selection: Selection | None) -> str:
     return (f"fitted on all {search} train + validation rows ({plan.validation} ranked the "
             f"trials; {chosen} chose the members, weights and threshold); test metrics are "
             f"on the {test} test rows, which no trial, selection or fit saw")
+
+
+def describe(card: dict[str, Any]) -> str:
+    """Return the final model in a few words (rich markup, user text escaped).
+
+    >>> describe({"model": {"candidate": "ensemble", "ensemble": [
+    ...     {"candidate": "linear", "weight": 0.6}, {"candidate": "lightgbm", "weight": 0.4}]}})
+    'ensemble of linear ×0.60 + lightgbm ×0.40'
+    """
+    from rich.markup import escape
+
+    members = card["model"].get("ensemble")
+    if not members:
+        return escape(card["model"]["candidate"])
+    return "ensemble of " + " + ".join(f"{escape(m['candidate'])} ×{m['weight']:.2f}"
+                                       for m in members)
