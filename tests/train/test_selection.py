@@ -164,3 +164,22 @@ def test_the_budget_sees_a_search_that_has_converged():
     assert not budget.has_converged(summary(flat[:20]))  # too few trials to say
     assert budget.has_converged(summary(flat))
     assert budget.should_stop(summary(flat)) and budget.converged and not budget.stopped
+
+
+def test_the_card_says_whether_an_ensemble_converts_to_onnx(tmp_path: Path):
+    """A trial-count run (no budget) always checks; the card's HTML says the result."""
+    from loopml.demo_data import make_credit
+
+    source = tmp_path / "credit.csv"
+    make_credit(600, seed=2).to_csv(source, index=False)
+    config = ProjectConfig.model_validate({
+        "project": {"name": "onnx"},
+        "data": {"dataset": "credit", "source": str(source), "target": "default",
+                 "pii": {"email": "hash"}},
+        "train": {"candidates": ["linear", "lightgbm"], "trials": 6, "n_jobs": 1, "seed": 1,
+                  "cv_folds": 3}})
+    outcome = train_project(config, workspace=Workspace.from_env(tmp_path / "ws", env={}))
+    model = outcome.card["model"]
+    assert model["candidate"] == "ensemble"  # deterministic: n_jobs 1, a trial count
+    assert model["onnx"]["checked"] and model["onnx"]["exports"]
+    assert "every member converts" in outcome.card_path.read_text()

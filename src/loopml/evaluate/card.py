@@ -259,7 +259,20 @@ def _ensemble_section(card: dict[str, Any]) -> list[str]:
         head = "".join(f"<th>{h}</th>" for h in ("trial", "candidate", "weight", "CV score",
                                                   "params"))
         parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    onnx = card["model"].get("onnx")
+    if isinstance(onnx, dict):
+        parts.append(f"<p>ONNX: {_onnx_line(onnx)}</p>")
     return parts
+
+
+def _onnx_line(onnx: dict[str, Any]) -> str:
+    """Return whether the ensemble converts to one ONNX graph, as the training run found."""
+    if not onnx.get("checked"):
+        return f"not checked ({_text(onnx.get('reason', ''))})"
+    if onnx.get("exports"):
+        return (f"every member converts; one graph of {_fmt(onnx.get('bytes'))} bytes, built "
+                f"in {_fmt(onnx.get('seconds'))} s (served and exported like any model)")
+    return f"no ONNX form, the model is served natively: {_text(onnx.get('error', ''))}"
 
 
 def _selection_line(selection: dict[str, Any], metric: Any) -> str:

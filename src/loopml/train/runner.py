@@ -379,6 +379,30 @@ def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Cons
                           stop_when=None if budget is None else budget.should_stop)
 
 
+def _onnx_check(model: TrainedModel, budget: Budget | None) -> dict[str, Any]:
+    """Return whether the ensemble converts to one ONNX graph, and if not which member fails.
+
+    A single model's export is checked when it is registered; an ensemble's members are of
+    several kinds, so the card says at once whether all of them convert (when the budget
+    leaves the seconds to build the graph).
+    """
+    from loopml.errors import ExportFailed
+
+    left = None if budget is None else budget.time_left()
+    if left is not None and left < 5.0:
+        return {"checked": False, "reason": "no time left in train.time_budget_s; "
+                                            "`loopml models export` checks it"}
+    from loopml.optimize.export import to_onnx
+
+    started = time.perf_counter()
+    try:
+        size = len(to_onnx(model))
+    except ExportFailed as exc:
+        return {"checked": True, "exports": False, "error": str(exc)}
+    return {"checked": True, "exports": True, "bytes": size,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
 def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchResult,
                          run: ActiveRun, workspace: Workspace, workers: int, seconds: float,
                          *, clock: Phases | None = None, budget: Budget | None = None,
@@ -417,6 +441,8 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
                    "best_score": result.best_score, "trials": result.trials},
         "config": plan.config.model_dump(mode="json"),
     }
+    if model.candidate == "ensemble":
+        card["model"]["onnx"] = _onnx_check(model, budget)
     if clock is not None:  # the card's own time is in the run's metrics, not in the card
         card["timings"] = {**clock.seconds, **({} if budget is None else budget.record())}
     html = render_card(card)
