@@ -137,7 +137,8 @@ def read_batches(source: Source) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
 
 
 # The type may hold brackets and commas: timestamp[s], date32[day], decimal128(5, 2).
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (.+?): "
+# Arrow's serial reader (one CPU thread, e.g. with OMP_NUM_THREADS=1) names the row too
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (.+?): "
                          r"invalid value '(.*)'$", re.DOTALL)
 _RAGGED = re.compile(r"(Expected \d+ columns, got \d+)(: .*)?$", re.DOTALL)
 
