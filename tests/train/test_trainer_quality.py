@@ -112,8 +112,11 @@ def test_a_booster_stops_at_its_best_validation_loss_and_the_refit_repeats_it(na
     np.testing.assert_allclose(native[:, 1] if at_best.ndim == 1 < native.ndim else native,
                                at_best, rtol=1e-6, atol=1e-7)
 
-    # the refit (build with the count found, no early stopping) is that model, every time
+    # the refit (build with the count found, no early stopping) is that model, every time,
+    # and the estimator's own parameters say so (a clone of it fits as the refit)
     refits = [trainer.build({**params, **found}, task=task, seed=3).fit(X, y) for _ in range(2)]
+    assert repr(sorted(estimator.get_params().items())) == \
+        repr(sorted(refits[0].get_params().items()))  # repr: xgboost's missing is NaN
     np.testing.assert_array_equal(answers(refits[0], task, X_valid),
                                   answers(refits[1], task, X_valid))
     np.testing.assert_allclose(answers(refits[0], task, X_valid), native, rtol=0, atol=1e-12)

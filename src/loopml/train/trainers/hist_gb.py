@@ -43,7 +43,8 @@ class HistGradientBoosting:
         The loss (log loss, squared error) is watched on the validation rows. scikit-learn
         keeps the iterations after the best one, so they are dropped: ``predict`` and
         ``predict_proba`` then answer as a model of ``best`` iterations fitted on X, y does
-        (the same random draws: early stopping on given rows takes no split).
+        (the same random draws: early stopping on given rows takes no split), and the
+        estimator's parameters are that refit's (``max_iter`` = best, no early stopping).
         """
         import numpy as np
 
@@ -53,8 +54,12 @@ class HistGradientBoosting:
         if valid is None:
             estimator.fit(X, y)
             return {"max_iter": estimator.n_iter_}
-        estimator.set_params(early_stopping=True, scoring="loss", n_iter_no_change=ROUNDS)
+        stopping = {"early_stopping": True, "scoring": "loss", "n_iter_no_change": ROUNDS}
+        before = {key: estimator.get_params()[key] for key in stopping}
+        estimator.set_params(**stopping)
         estimator.fit(X, y, X_val=valid[0], y_val=valid[1])
+        # its parameters describe the model it is: a clone fits as the refit does
+        estimator.set_params(**before)
         scores = np.asarray(estimator.validation_score_)  # [0]: before the first iteration
         best = int(np.argmax(scores[1:])) + 1
         if best < estimator.n_iter_:
@@ -63,7 +68,8 @@ class HistGradientBoosting:
                 estimator.train_score_ = estimator.train_score_[:best + 1]
                 estimator.validation_score_ = scores[:best + 1]
             else:  # a scikit-learn whose internals moved: fit again, as the refit will
-                estimator.set_params(early_stopping=False, max_iter=best).fit(X, y)
+                estimator.set_params(max_iter=best).fit(X, y)
+        estimator.set_params(max_iter=best)
         return {"max_iter": best}
 
 

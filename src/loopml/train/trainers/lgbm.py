@@ -45,7 +45,8 @@ class LightGBM:
         """Return ``{"n_estimators": best}`` after fitting ``estimator`` up to its best tree.
 
         The objective's own metric (binary / multi-class log loss, l2) is watched on the
-        validation rows; ``predict`` and ``predict_proba`` then use the best iteration.
+        validation rows; ``predict`` and ``predict_proba`` then use the best iteration, and
+        the estimator's parameters are those of the refit (``n_estimators`` = best).
         """
         import inspect
 
@@ -63,7 +64,9 @@ class LightGBM:
         estimator.fit(X, y, **rows, callbacks=[
             lightgbm.early_stopping(ROUNDS, first_metric_only=True, verbose=False)])
         # best_iteration_ counts trees (1-based); 0 would mean no validation was kept
-        return {"n_estimators": max(1, int(estimator.best_iteration_ or estimator.n_estimators))}
+        best = max(1, int(estimator.best_iteration_ or estimator.n_estimators))
+        estimator.set_params(n_estimators=best)  # its parameters describe the model it is
+        return {"n_estimators": best}
 
 
 def make(name: str) -> LightGBM:

@@ -42,7 +42,8 @@ class XGBoost:
         """Return ``{"n_estimators": best}`` after fitting ``estimator`` up to its best tree.
 
         The objective's default metric (log loss, multi-class log loss, RMSE) is watched on
-        the validation rows; ``predict`` and ``predict_proba`` then use the best iteration.
+        the validation rows; ``predict`` and ``predict_proba`` then use the best iteration, and
+        the estimator's parameters are those of the refit (``n_estimators`` = best).
         """
         from loopml.train.trainers.early_stopping import ROUNDS, known_rows
 
@@ -52,9 +53,13 @@ class XGBoost:
             return {"n_estimators": estimator.n_estimators}
         # a constructor argument since xgboost 2; it leaves the trees after the best one in
         # the booster, and predict stops at best_iteration by itself
+        before = estimator.get_params()["early_stopping_rounds"]
         estimator.set_params(early_stopping_rounds=ROUNDS)
         estimator.fit(X, y, eval_set=[valid], verbose=False)
-        return {"n_estimators": int(estimator.best_iteration) + 1}  # best_iteration is 0-based
+        best = int(estimator.best_iteration) + 1  # best_iteration is 0-based
+        # its parameters describe the model it is: a clone fits as the refit does
+        estimator.set_params(n_estimators=best, early_stopping_rounds=before)
+        return {"n_estimators": best}
 
 
 def make(name: str) -> XGBoost:
