@@ -81,8 +81,9 @@ bench-ingest: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
 
 # loopml vs FLAML vs AutoGluon, 60 s a side on 14 datasets (~45 min), then the 1-vs-2-worker
-# speed-up. TRAIN_ARGS="--budget 10 --datasets iris,diabetes,breast_cancer --skip-speedup" for a
-# quick run; --resume re-uses finished dataset × tool results from bench/out/train-partial.json.
+# speed-up (~1.5 min; --skip-speedup leaves it out). A quick run: TRAIN_ARGS="--budget 20
+# --datasets breast_cancer,fishing,cps1985 --skip-speedup" (at 10 s loopml may finish no trial);
+# --resume re-uses finished dataset × tool results from bench/out/train-partial.json.
 # AutoGluon gets its own venv (its pandas/numpy pins are not the project's); tabular with its
 # LightGBM, CatBoost and XGBoost models only: no PyTorch, so no neural-network models.
 AUTOGLUON_VENV := bench/out/venv-autogluon
