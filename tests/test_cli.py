@@ -343,7 +343,7 @@ def test_init_then_train_from_the_shell(tmp_path):
             "candidates: [linear, lightgbm]").replace("n_jobs: -1", "n_jobs: 1"))
     trained = run("train")
     assert trained.returncode == 0, trained.stderr
-    assert "model card:" in trained.stdout and "best:" in trained.stdout
+    assert "model card:" in trained.stdout and "final:" in trained.stdout
     (tmp_path / "loopml.yaml").write_text(text.replace("metric: roc_auc", "metric: rmse"))
     assert_one_line_error(run("train"), "'rmse' does not fit a binary task")
     (tmp_path / "loopml.yaml").write_text(text + "\ntrian: {}\n")

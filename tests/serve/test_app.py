@@ -35,7 +35,9 @@ def served(tmp_path_factory) -> tuple[Workspace, pd.DataFrame, list[str]]:
         "project": {"name": NAME},
         "data": {"dataset": "credit", "source": str(root / "credit.csv"), "target": "default",
                  "pii": {"email": "hash"}},
-        "train": {"candidates": ["lightgbm"], "trials": 2, "n_jobs": 1, "cv_folds": 3}})
+        # one booster (not an ensemble of two): its TreeSHAP contributions are checked
+        "train": {"candidates": ["lightgbm"], "trials": 2, "n_jobs": 1, "cv_folds": 3,
+                  "ensemble": False}})
     outcome = train_project(config, workspace=workspace, project_dir=root)
     with Registry.open(workspace) as registry:
         export_onnx(registry, registry.get(outcome.version.ref))

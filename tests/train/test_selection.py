@@ -183,3 +183,68 @@ def test_the_card_says_whether_an_ensemble_converts_to_onnx(tmp_path: Path):
     assert model["candidate"] == "ensemble"  # deterministic: n_jobs 1, a trial count
     assert model["onnx"]["checked"] and model["onnx"]["exports"]
     assert "every member converts" in outcome.card_path.read_text()
+
+
+def test_a_trial_whose_refit_alone_overruns_the_budget_is_not_the_model():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    result = fake_result({0: y + 0.1, 1: y + 2.0}, {0: 1, 1: 1}, {0: 0.1, 1: 2.0})
+    chosen = select(result, y, task="regression", metric="rmse", labels=[], seed=0,
+                    refit_seconds={0: 30.0, 1: 1.0}, time_left=5.0)
+    assert chosen.numbers == [1] and chosen.dropped == [0]
+    # when none fits, the cheapest refit is kept
+    chosen = select(result, y, task="regression", metric="rmse", labels=[], seed=0,
+                    refit_seconds={0: 30.0, 1: 10.0}, time_left=5.0)
+    assert chosen.numbers == [1]
+
+
+def slow_forest_project(source: Path, *, budget: float, n_jobs: int, folds: int,
+                        trees: tuple[int, int] = (600, 800)) -> ProjectConfig:
+    return ProjectConfig.model_validate({
+        "project": {"name": "slow"},
+        "data": {"dataset": "credit", "source": str(source), "target": "default",
+                 "pii": {"email": "hash"}},
+        "train": {"candidates": ["random_forest"], "trials": None, "time_budget_s": budget,
+                  "n_jobs": n_jobs, "seed": 1, "cv_folds": folds,
+                  # deep forests of many trees: one fold takes seconds
+                  "search_space": {"random_forest": {
+                      "n_estimators": {"low": trees[0], "high": trees[1], "int": True},
+                      "min_samples_leaf": {"low": 1, "high": 2, "int": True}}}}})
+
+
+@pytest.mark.slow
+def test_a_budget_too_short_for_one_whole_trial_still_gives_a_model(tmp_path: Path):  # ~15 s
+    from loopml.demo_data import make_credit
+
+    source = tmp_path / "credit.csv"
+    make_credit(4000, seed=5).to_csv(source, index=False)
+    outcome = train_project(slow_forest_project(source, budget=4, n_jobs=1, folds=10),
+                            workspace=Workspace.from_env(tmp_path / "ws", env={}))
+    first = outcome.search.trials[0]
+    # the deadline came during the first trial: its folds so far are the answer, not an error
+    assert first["state"] == "COMPLETE"
+    assert outcome.card["model"]["candidate"] == "random_forest"
+    assert outcome.card["evaluation"]["metrics"]["roc_auc"] > 0.5
+    library = outcome.search.library[first["number"]]
+    assert np.isnan(library).any() and not np.isnan(library).all()  # some folds, not all
+
+
+@pytest.mark.slow
+def test_asking_the_search_to_stop_ends_the_running_trials_of_worker_processes(
+        tmp_path: Path):  # ~20 s
+    from loopml.demo_data import make_credit
+    from loopml.tracking import TrackingClient
+
+    source = tmp_path / "credit.csv"
+    make_credit(25_000, seed=5).to_csv(source, index=False)  # > 20,000 rows: one holdout fold
+    workspace = Workspace.from_env(tmp_path / "ws", env={})
+    outcome = train_project(slow_forest_project(source, budget=12, n_jobs=2, folds=2,
+                                                trees=(150, 200)), workspace=workspace)
+    timings = outcome.card["timings"]
+    assert timings["stopped_for_reserve"] or timings["converged"]
+    states = [t["state"] for t in outcome.search.trials]
+    assert "COMPLETE" in states
+    # the trials running when the stop was asked were interrupted, not left to finish
+    assert "FAIL" in states
+    client = TrackingClient.from_workspace(workspace)
+    statuses = {r.status for r in client.list_runs(parent_id=outcome.run_id, limit=None)}
+    assert "KILLED" in statuses and "RUNNING" not in statuses

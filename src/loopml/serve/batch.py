@@ -48,8 +48,9 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # read ahead whatever the file's size: 1 MiB blocks bound that to ~40 MB
 BLOCK_BYTES = 1 << 20
 # the value runs to the end of its line: Ray's copy of the message has a traceback after it
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:\n]+): "
-                         r"invalid value '(.*)'$", re.MULTILINE)
+# (Arrow's serial reader, one CPU thread as with OMP_NUM_THREADS=1, names the row too)
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to "
+                         r"([^:\n]+): invalid value '(.*)'$", re.MULTILINE)
 
 _RAISED = re.compile(r"^loopml\.errors\.(\w+): (.*)$", re.MULTILINE)
 

@@ -277,6 +277,11 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
                 trial.report(sign * float(np.mean(scores)), index)
                 out_of_time = (deadline is not None and time.time() > deadline) or (
                     stop_path is not None and os.path.exists(stop_path))
+                if index + 1 < len(job.folds) and out_of_time and not _any_complete(trial):
+                    # nothing finished in the budget: the folds done are the search's answer
+                    trial.set_user_attr("folds_done", index + 1)
+                    run.log_params({"folds_done": index + 1})
+                    break
                 if index + 1 < len(job.folds) and (out_of_time or trial.should_prune()):
                     pruned = True  # a trial never runs far past the budget
                     break
@@ -294,6 +299,13 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
         return sign * value
 
     return objective
+
+
+def _any_complete(trial: optuna.Trial) -> bool:
+    import optuna
+
+    return bool(trial.study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.COMPLETE,)))
 
 
 def _mean_found(found: list[dict[str, Any]]) -> dict[str, int]:
@@ -439,6 +451,8 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     # BLAS pools take all cores and parallel trials run slower than serial ones. The
     # environment covers pools not loaded yet; threadpoolctl the ones already loaded.
     limits = threadpool_limits(limits=threads) if threads is not None else None
+    if threads is not None and stop_path is not None:
+        _quiet_when_stopped(stop_path)
     client = TrackingClient.from_workspace(job.workspace)
     callbacks = []
     if n_trials is not None:
@@ -460,11 +474,45 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
                            n_trials=n_trials,
                            timeout=timeout, callbacks=callbacks,
                            catch=(ValueError, ArithmeticError), gc_after_trial=False)
+    except KeyboardInterrupt:
+        # the command interrupts a worker's running trial once it asked the search to stop
+        # (that trial could not be used any more): end quietly; a real Ctrl-C goes on up
+        if stop_path is None or not os.path.exists(stop_path):
+            raise
     finally:
-        client.close()
+        with _no_interrupt(threads is not None):  # a late stop must not break the clean-up
+            client.close()
         if limits is not None:
             limits.restore_original_limits()
     return len(study.trials) - before
+
+
+def _quiet_when_stopped(stop_path: str) -> None:
+    """Make SIGINT in this worker process end its trial without Optuna's failure traceback
+    when the command asked the search to stop (a real Ctrl-C still shows what it stopped)."""
+    import optuna
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if os.path.exists(stop_path):
+            optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread: keep the default
+        signal.signal(signal.SIGINT, interrupt)
+
+
+@contextlib.contextmanager
+def _no_interrupt(active: bool) -> Iterator[None]:
+    """Ignore SIGINT inside the block (in a worker process's main thread), then restore it."""
+    previous = None
+    if active:
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to do
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> SearchResult:
@@ -604,10 +652,16 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
                  for i in range(workers)]
     for process in processes:
         process.start()
+    interrupted = False
     try:
         while any(p.is_alive() for p in processes):
             if on_progress is not None:
                 on_progress(summarize(storage_path, metric))
+            if not interrupted and stop_path is not None and stop_path.exists():
+                # the command keeps its budget: running trials end now, not at their next
+                # fold (one fold of a large dataset's holdout is the whole trial)
+                _interrupt(processes)
+                interrupted = True
             for process in processes:
                 process.join(timeout=POLL_S / workers)
         failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
@@ -619,10 +673,7 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
     except KeyboardInterrupt:
         # Let the workers stop as after Ctrl-C themselves (their trial runs end KILLED, their
         # metrics flushed); only those that do not stop in time are terminated.
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGINT)
+        _interrupt(processes)
         for process in processes:
             process.join(timeout=10)
         for process in processes:
@@ -630,6 +681,14 @@ def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
                 process.terminate()
                 process.join(timeout=5)
         raise
+
+
+def _interrupt(processes: list[Any]) -> None:
+    """Send SIGINT to the live workers: their running trial ends as after Ctrl-C."""
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
 
 
 def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline: float | None,
@@ -648,12 +707,15 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
     pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i, threads,
                              None if stop_path is None else str(stop_path))
                for i in range(workers)]
+    cancelled = False
     try:
         while pending:
             done, pending = ray.wait(pending, timeout=POLL_S)
             for ref in done:
                 try:
                     ray.get(ref)
+                except ray.exceptions.TaskCancelledError:
+                    continue  # asked to stop below
                 except ray.exceptions.RayError as exc:
                     from loopml.errors import LoopmlError
 
@@ -661,6 +723,10 @@ def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline
                                       f"{str(exc).strip().splitlines()[-1]}") from exc
             if on_progress is not None:
                 on_progress(summarize(storage_path, metric))
+            if not cancelled and stop_path is not None and stop_path.exists():
+                for ref in pending:  # a KeyboardInterrupt in the task: its trial ends now
+                    ray.cancel(ref)
+                cancelled = True
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -54,9 +54,10 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
     """Return the selection over ``result.library``, or None when the library is empty.
 
     ``refit_seconds`` (trial → estimated seconds of its refit on all rows) and ``time_left``
-    (seconds the refits may take) bound the members: while the chosen members' refits add up
-    to more, the dearest member of the lowest weight leaves the library and the selection runs
-    again; a single trial is always kept. ``ensemble=False`` keeps the best single trial.
+    (seconds the refits may take) bound the members: a trial whose refit alone takes longer
+    leaves the library first (if every one does, only the cheapest stays); then, while the
+    chosen members' refits add up to more, the dearest member of the lowest weight leaves and
+    the selection runs again. ``ensemble=False`` keeps the best single trial.
     """
     import numpy as np
 
@@ -92,6 +93,13 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
     allowed = None if time_left is None else max(1.0, SELECT_SHARE * time_left)
     active = list(range(len(numbers)))
     dropped: list[int] = []
+    if time_left is not None and refit_seconds is not None:
+        # a trial whose refit alone would overrun the budget cannot be the model; if none
+        # fits, the cheapest refit is kept (the budget is overrun by the least possible)
+        fits = [i for i in active if refit_seconds.get(numbers[i], 0.0) <= time_left]
+        kept = fits or [min(active, key=lambda i: (refit_seconds.get(numbers[i], 0.0), i))]
+        dropped = [numbers[i] for i in active if i not in kept]
+        active = kept
     while True:
         deadline = None if allowed is None else started + allowed
         weights = ensemble_selection([library[i] for i in active], truth, score=metric_of,
