@@ -164,8 +164,13 @@ def render_card(card: dict[str, Any]) -> str:
 
     explanations = evaluation["explanations"]
     importance = list(explanations["importance"].items())[:15]
+    rows_used = explanations.get("sample_rows")
+    on_rows = f" · on {_fmt(rows_used)} test rows, {_fmt(explanations.get('repeats'))} " \
+        "shuffles each" if rows_used is not None else ""
+    cut = explanations.get("sampled_for_time")
+    on_rows += f" ({_text(cut)}: train.time_budget_s)" if cut else ""
     parts.append(f"<h2>What drives predictions</h2><p class='meta'>{explanations['method']}: "
-                 f"{html.escape(explanations['unit'])}</p>")
+                 f"{html.escape(explanations['unit'])}{on_rows}</p>")
     if importance:
         parts.append(_png(lambda ax: (ax.barh([_plain(k) for k, _ in reversed(importance)],
                                               [v for _, v in reversed(importance)],

@@ -14,6 +14,7 @@ input column, which keeps the additivity.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def sum_by_source(contributions: np.ndarray, transformed_names: list[str], input
 
 def explain(model: Any, frame: pd.DataFrame, y_encoded: np.ndarray, *, input_columns: list[str],
             predictions: Predictions, metric: str, labels: list[int] | None = None,
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0, seconds: float | None = None) -> dict[str, Any]:
     """Return global importance per input column and contributions for a few rows.
 
     ``predictions`` turns rows into (encoded predictions, probabilities), what permutation
@@ -119,20 +120,25 @@ def explain(model: Any, frame: pd.DataFrame, y_encoded: np.ndarray, *, input_col
         return {"method": "tree_shap", "unit": unit, "importance": _sorted(importance),
                 "rows": rows}
     index = frame.index.get_indexer(sample.index)
+    measured: dict[str, Any] = {}
     importance = permutation_importance(sample, np.asarray(y_encoded)[index], input_columns,
                                         predictions=predictions, metric=metric, labels=labels,
-                                        seed=seed)
+                                        seed=seed, seconds=seconds, measured=measured)
     return {"method": "permutation", "unit": f"drop in {metric} when the column is shuffled",
-            "importance": _sorted(importance), "rows": []}
+            "importance": _sorted(importance), "rows": [], **measured}
 
 
 def permutation_importance(frame: pd.DataFrame, y_encoded: np.ndarray, columns: list[str], *,
                            predictions: Predictions, metric: str,
                            labels: list[int] | None = None, seed: int = 0,
-                           repeats: int = PERMUTATION_REPEATS) -> dict[str, float]:
+                           repeats: int = PERMUTATION_REPEATS, seconds: float | None = None,
+                           measured: dict[str, Any] | None = None) -> dict[str, float]:
     """Return, per column, the mean drop in ``metric`` when that column's values are shuffled.
 
     A drop is measured in the metric's good direction, so a useful column scores above 0.
+    ``seconds`` bounds the work: the model's time per row, measured on the unshuffled rows,
+    sets how many rows (at least 100) and repeats (at least 1) fit; ``measured`` receives the
+    rows and repeats used, and why they were cut.
     The shuffled copies are scored in batches of up to ``BATCH_ROWS`` rows: one call to the
     model per batch, not per column, which is what a wide frame or an ensemble costs.
     """
@@ -152,7 +158,20 @@ def permutation_importance(frame: pd.DataFrame, y_encoded: np.ndarray, columns: 
         except ValueError:
             return float("nan")
 
+    started = time.perf_counter()
     baseline = judged(*predictions(frame))
+    why = ""
+    if seconds is not None and n:
+        per_row = (time.perf_counter() - started) / n
+        n, repeats, why = _fit_in(seconds, per_row, rows=n, columns=len(columns),
+                                  repeats=repeats)
+        if why:
+            frame, y_encoded = frame.iloc[:n], y_encoded[:n]  # already in random order
+            baseline = judged(*predictions(frame))
+    if measured is not None:
+        measured.update({"sample_rows": n, "repeats": repeats})
+        if why:
+            measured["sampled_for_time"] = why
     # the permutations are drawn in the order the one-at-a-time loop drew them
     blocks = [(column, rng.permutation(n)) for column in columns for _ in range(repeats)]
     drops: dict[str, list[float]] = {column: [] for column in columns}
@@ -177,6 +196,27 @@ def permutation_importance(frame: pd.DataFrame, y_encoded: np.ndarray, columns: 
         mean = float(np.mean(values))
         out[column] = mean if mean == mean else 0.0
     return out
+
+
+def _fit_in(seconds: float, per_row: float, *, rows: int, columns: int, repeats: int
+            ) -> tuple[int, int, str]:
+    """Return the rows and repeats whose shuffled predictions fit in ``seconds``, and why cut.
+
+    >>> _fit_in(10.0, 0.001, rows=1000, columns=10, repeats=3)
+    (333, 3, 'fewer rows (333 of 1000) to fit in 10 s')
+    >>> _fit_in(100.0, 0.001, rows=1000, columns=10, repeats=3)
+    (1000, 3, '')
+    """
+    def cost(n: int, r: int) -> float:
+        return per_row * n * columns * r
+
+    if cost(rows, repeats) <= seconds:
+        return rows, repeats, ""
+    fitted = min(rows, max(100, int(seconds / max(per_row * columns * repeats, 1e-12))))
+    if fitted >= 100 * 2 or repeats == 1:
+        return fitted, repeats, f"fewer rows ({fitted} of {rows}) to fit in {seconds:.0f} s"
+    fitted = min(rows, max(100, int(seconds / max(per_row * columns, 1e-12))))
+    return fitted, 1, f"one repeat on {fitted} of {rows} rows to fit in {seconds:.0f} s"
 
 
 def _sorted(importance: dict[str, float]) -> dict[str, float]:

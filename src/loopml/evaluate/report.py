@@ -44,11 +44,13 @@ def encode_labels(y_true: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
 def evaluate(model: Any, frame: pd.DataFrame, y_true: Sequence[Any], *, task: str, metric: str,
              input_columns: list[str], classes: Sequence[Any] = (), threshold: float = 0.5,
              sensitive: Sequence[str] = (), slice_columns: Sequence[str] = (),
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, explain_seconds: float | None = None) -> dict[str, Any]:
     """Return metrics, curves, confusion matrix, slices, fairness and explanations as a dict.
 
     ``threshold`` decides the positive class of a binary model from its probability.
     Metrics undefined on these rows are None, with the reason under ``undefined``.
+    ``explain_seconds`` bounds permutation importance (fewer rows and repeats, said in the
+    result) so that the explanations fit in what a time budget leaves.
     """
     import numpy as np
 
@@ -88,7 +90,7 @@ def evaluate(model: Any, frame: pd.DataFrame, y_true: Sequence[Any], *, task: st
                        for column in sensitive} if task == "binary" else {}
     out["explanations"] = explain(model, frame, y, input_columns=input_columns,
                                   predictions=predictions, metric=metric, labels=labels,
-                                  seed=seed)
+                                  seed=seed, seconds=explain_seconds)
     return out
 
 

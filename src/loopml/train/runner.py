@@ -418,7 +418,10 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
                           input_columns=model.input_columns, classes=model.classes,
                           threshold=model.threshold, sensitive=plan.config.data.sensitive,
                           slice_columns=plan.features.categorical,
-                          seed=plan.config.train.seed)
+                          seed=plan.config.train.seed,
+                          # explanations get half of what the budget still has
+                          explain_seconds=None if budget is None or budget.seconds is None
+                          else max(1.0, 0.5 * (budget.time_left() or 0.0)))
     run.log_metrics({f"test_{k}": v for k, v in evaluation["metrics"].items()
                      if v is not None})
     if clock is not None:
