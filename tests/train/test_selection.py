@@ -248,3 +248,72 @@ def test_asking_the_search_to_stop_ends_the_running_trials_of_worker_processes(
     client = TrackingClient.from_workspace(workspace)
     statuses = {r.status for r in client.list_runs(parent_id=outcome.run_id, limit=None)}
     assert "KILLED" in statuses and "RUNNING" not in statuses
+
+
+def test_the_refit_is_built_as_its_trials_folds_were(tmp_path: Path):
+    """Defaults and a trainer's constants reach the refit, not only the sampled parameters;
+    the tree count is the one the folds' early stopping found."""
+    from loopml.demo_data import make_credit
+    from loopml.train.trainers import get_trainer
+
+    source = tmp_path / "credit.csv"
+    make_credit(600, seed=2).to_csv(source, index=False)
+    config = ProjectConfig.model_validate({
+        "project": {"name": "refit"},
+        "data": {"dataset": "credit", "source": str(source), "target": "default",
+                 "pii": {"email": "hash"}},
+        "train": {"candidates": ["lightgbm"], "trials": 2, "n_jobs": 1, "seed": 1,
+                  "cv_folds": 3, "ensemble": False,
+                  "search_space": {"lightgbm": {"num_leaves": {"low": 4, "high": 8,
+                                                               "int": True}}}}})
+    outcome = train_project(config, workspace=Workspace.from_env(tmp_path / "ws", env={}))
+    refit = outcome.model.pipeline.named_steps["model"].get_params()
+    trial = next(t for t in outcome.search.trials
+                 if t["number"] == outcome.card["model"]["selection"]["best_single_trial"])
+    defaults = get_trainer("lightgbm").defaults("binary")
+    # not sampled, yet what the folds used: LightGBM's own defaults would differ
+    assert refit["learning_rate"] == defaults["learning_rate"] != 0.1
+    assert refit["subsample_freq"] == defaults["subsample_freq"] == 1
+    assert 4 <= refit["num_leaves"] <= 8
+    assert refit["n_estimators"] == trial["found"]["n_estimators"] < defaults["n_estimators"]
+
+
+def test_a_candidate_with_no_complete_trial_is_tried_once_more_then_left_out():
+    import optuna
+
+    from loopml.train.search import SearchJob, choose_candidate
+
+    job = SearchJob(X=None, y=np.zeros(1), folds=[], features=None, task="binary",
+                    metric="roc_auc", labels=[0, 1], candidates=["lightgbm", "random_forest"],
+                    search_space={}, encoding="auto", seed=0, workspace=None, project="p",
+                    parent_run_id="")
+
+    def trial(model: str, state, value=None):
+        return optuna.trial.create_trial(state=state, value=value, params={},
+                                         distributions={}, user_attrs={"model": model})
+
+    states = optuna.trial.TrialState
+    good = trial("lightgbm", states.COMPLETE, 0.8)
+    once = [good, trial("random_forest", states.FAIL)]
+    twice = once + [trial("random_forest", states.PRUNED)]
+    assert choose_candidate(job, once, seed=1) == "random_forest"  # one more try
+    assert {choose_candidate(job, twice, seed=s) for s in range(20)} == {"lightgbm"}
+
+
+def test_a_fold_without_the_rare_class_does_not_void_every_trial(tmp_path: Path):
+    """ROC-AUC is undefined on a fold with one class; the pooled out-of-fold score is not."""
+    from loopml.demo_data import make_credit
+
+    frame = make_credit(300, seed=3)
+    frame["default"] = 0
+    frame.loc[frame.index[:5], "default"] = 1  # 4 of them in the search rows: 5 folds
+    source = tmp_path / "rare.csv"
+    frame.to_csv(source, index=False)
+    config = ProjectConfig.model_validate({
+        "project": {"name": "rare"},
+        "data": {"dataset": "rare", "source": str(source), "target": "default",
+                 "pii": {"email": "hash"}},
+        "train": {"candidates": ["linear"], "trials": 1, "n_jobs": 1, "seed": 1}})
+    outcome = train_project(config, workspace=Workspace.from_env(tmp_path / "ws", env={}))
+    assert outcome.search.trials[0]["state"] == "COMPLETE"
+    assert np.isfinite(outcome.search.best_score)

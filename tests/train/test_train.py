@@ -69,6 +69,10 @@ def test_same_config_data_and_seed_give_the_same_result(credit_file, workspace, 
     assert first.search.best_candidate == second.search.best_candidate
     assert first.search.best_params == second.search.best_params
     assert first.card["evaluation"]["metrics"] == second.card["evaluation"]["metrics"]
+    # the same final model: the same selection, members and weights
+    for key in ("candidate", "params", "threshold", "ensemble", "selection"):
+        assert first.card["model"].get(key) == second.card["model"].get(key), key
+    assert "selection" in first.card["model"]
 
 
 def test_parallel_search_on_local_processes(credit_file, workspace):

@@ -165,8 +165,9 @@ def permutation_importance(frame: pd.DataFrame, y_encoded: np.ndarray, columns: 
         per_row = (time.perf_counter() - started) / n
         n, repeats, why = _fit_in(seconds, per_row, rows=n, columns=len(columns),
                                   repeats=repeats)
-        if why:
-            frame, y_encoded = frame.iloc[:n], y_encoded[:n]  # already in random order
+        if why:  # a random subset: the first rows of a time-ordered split are the earliest
+            keep = np.sort(rng.choice(len(frame), n, replace=False))
+            frame, y_encoded = frame.iloc[keep].reset_index(drop=True), y_encoded[keep]
             baseline = judged(*predictions(frame))
     if measured is not None:
         measured.update({"sample_rows": n, "repeats": repeats})

@@ -179,12 +179,13 @@ class Budget:
     CONVERGED_TOLERANCE = 1e-3  # relative to the best score
 
     def __init__(self, seconds: float | None, started: float, *, folds: int,
-                 fraction: float = 0.8, direction: int = 1) -> None:
+                 fraction: float = 0.8, direction: int = 1, ensemble: bool = True) -> None:
         self.seconds = seconds
         self.started = started
         self.folds = folds
         self.fraction = fraction  # of the search rows each fold's fit sees
         self.direction = direction
+        self.ensemble = ensemble  # with false, no other members' refits are reserved
         self.reserved = 0.0
         self.stopped = False
         self.converged = False
@@ -201,7 +202,9 @@ class Budget:
 
     def one_fit(self, trial: dict[str, Any]) -> float:
         """Return the estimated seconds of ``trial``'s refit on all search rows."""
-        return (trial["seconds"] or 0.0) / max(self.folds, 1) / max(self.fraction, 1e-9)
+        from loopml.train.select import one_fit
+
+        return one_fit(trial, folds=self.folds, fraction=self.fraction)
 
     def reserve(self, summary: SearchResult) -> float:
         """Return the seconds to keep for what follows the search (see the class)."""
@@ -219,8 +222,8 @@ class Budget:
             return self.FIXED_S
         first = best.pop(summary.best_candidate)
         others = sorted(best.values(), key=lambda t: -self.direction * t["value"])
-        estimate = 2.0 * self.one_fit(first) + sum(self.one_fit(t)
-                                                   for t in others[:self.MEMBERS])
+        members = others[:self.MEMBERS] if self.ensemble else []
+        estimate = 2.0 * self.one_fit(first) + sum(self.one_fit(t) for t in members)
         # a trial running when the stop is asked ends at its next fold: half a trial, on average
         running = statistics.median(t["seconds"] for t in summary.trials
                                     if t["state"] == "COMPLETE" and t["seconds"])
@@ -305,7 +308,8 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
 
     fraction = len(plan.folds[0][0]) / max(len(plan.y), 1) if plan.folds else 0.8
     budget = Budget(train_cfg.time_budget_s, clock.started, folds=max(1, len(plan.folds)),
-                    fraction=fraction, direction=get_metric(plan.metric).direction)
+                    fraction=fraction, direction=get_metric(plan.metric).direction,
+                    ensemble=train_cfg.ensemble)
     result = _search_with_progress(job, plan, workers, console, budget)
     seconds = clock.end("search")
     run.log_metrics({"trials_complete": result.complete, "search_seconds": seconds})
@@ -329,8 +333,11 @@ def _train(plan: TrainPlan, run: ActiveRun, client: TrackingClient, catalog: Cat
     from loopml.train.select import describe, final_model, refit_seconds, select
 
     costs = refit_seconds(result, folds=budget.folds, fraction=fraction)
+    best = next((t for t in result.trials if t["state"] == "COMPLETE"
+                 and t["model"] == result.best_candidate and t["value"] == result.best_score),
+                None)
     # evaluation and explanations take about one refit of the best trial
-    evaluation = max(costs.values(), default=0.0)
+    evaluation = budget.one_fit(best) if best is not None else 0.0
     selection = select(result, plan.y, task=plan.task, metric=plan.metric,
                        labels=job.labels, seed=train_cfg.seed, refit_seconds=costs,
                        time_left=budget.time_left(after=evaluation),

@@ -174,8 +174,9 @@ def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     else:
         import optuna
 
-        done = trial.study.get_trials(deepcopy=False,
-                                      states=(optuna.trial.TrialState.COMPLETE,))
+        states = optuna.trial.TrialState
+        done = trial.study.get_trials(deepcopy=False, states=(
+            states.COMPLETE, states.PRUNED, states.FAIL))
         candidate = choose_candidate(job, done, seed=job.seed * 100_003 + trial.number)
         trial.set_user_attr("model", candidate)
     trainer = get_trainer(candidate)
@@ -184,7 +185,18 @@ def _sample(job: SearchJob, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
         params.update(suggest_from_space(trial, candidate, job.search_space[candidate]))
     else:
         params = trainer.suggest(trial, job.task)
+    # every parameter the fold models were built with, not only the sampled ones (defaults
+    # and a trainer's constants): the refit must build the model that was cross-validated
+    trial.set_user_attr("params", _plain(params))
     return candidate, params
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Return ``params`` as JSON values (numpy scalars as numbers), as Optuna stores them."""
+    import json
+
+    return json.loads(json.dumps(params, default=lambda v: v.item() if hasattr(v, "item")
+                                 else list(v) if isinstance(v, tuple | set) else str(v)))
 
 
 def choose_candidate(job: SearchJob, done: list[Any], *, seed: int) -> str:
@@ -195,21 +207,30 @@ def choose_candidate(job: SearchJob, done: list[Any], *, seed: int) -> str:
     budget, by its cost (``1 / sqrt(median trial seconds)``), as FLAML's cost-frugal order
     prefers cheap learners while they keep up. The draw is seeded by the trial number. A
     candidate with nothing left to search (a linear model choosing its own regularisation)
-    runs once; one whose trials all failed still gets a turn first.
+    runs once; one with no complete trial is tried again once (its default may have been
+    pruned or failed), then left out.
     """
     import random
     import statistics
 
+    import optuna
+
     rng = random.Random(seed)
     stats: dict[str, tuple[float, float]] = {}
+    failed: dict[str, int] = {}
     for name in job.candidates:
-        runs = [t for t in done if _model_of(t) == name and t.value is not None]
+        runs = [t for t in done if _model_of(t) == name and t.value is not None
+                and t.state == optuna.trial.TrialState.COMPLETE]
         if runs:
             stats[name] = (max(t.value for t in runs), statistics.median(
                 t.duration.total_seconds() if t.duration else 1.0 for t in runs))
-    open_ = [c for c in job.candidates if c not in stats or _searchable(job, c)]
+        else:
+            failed[name] = sum(1 for t in done if _model_of(t) == name)
+    # a candidate none of whose trials completed gets one more try, then no more
+    open_ = [c for c in job.candidates
+             if (c in stats and _searchable(job, c)) or (c not in stats and failed[c] < 2)]
     if not open_:
-        return max(stats, key=lambda c: stats[c][0])
+        return max(stats, key=lambda c: stats[c][0]) if stats else job.candidates[0]
     untried = [c for c in open_ if c not in stats]
     if untried:
         return untried[0]
@@ -274,7 +295,8 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
                 seen[valid_rows] += 1
                 found.append(fold_found)
                 run.log_metric(f"fold_{job.metric}", scores[-1], step=index)
-                trial.report(sign * float(np.mean(scores)), index)
+                if not all(math.isnan(v) for v in scores):  # e.g. AUC on a fold of one class
+                    trial.report(sign * float(np.nanmean(scores)), index)
                 out_of_time = (deadline is not None and time.time() > deadline) or (
                     stop_path is not None and os.path.exists(stop_path))
                 if index + 1 < len(job.folds) and out_of_time and not _any_complete(trial):
@@ -285,7 +307,10 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
                 if index + 1 < len(job.folds) and (out_of_time or trial.should_prune()):
                     pruned = True  # a trial never runs far past the budget
                     break
-            value = float(np.mean(scores))
+            trial.set_user_attr("folds_done", len(scores))
+            # the score of the pooled out-of-fold predictions: every row once (averaged over
+            # repeats), defined even where one fold lacks a class; what the selection compares
+            value = _pooled_score(job, oof, seen) if not pruned else float(np.nanmean(scores))
             found_mean = _mean_found(found)
             if found_mean:
                 trial.set_user_attr("found", found_mean)
@@ -299,6 +324,14 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
         return sign * value
 
     return objective
+
+
+def _pooled_score(job: SearchJob, oof: np.ndarray | None, seen: np.ndarray) -> float:
+    covered = seen > 0
+    if oof is None or not covered.any():
+        return float("nan")
+    mean = oof[covered] / seen[covered].reshape(-1, *([1] * (oof.ndim - 1)))
+    return float(score_predictions(job, job.y[covered], mean))
 
 
 def _any_complete(trial: optuna.Trial) -> bool:
@@ -451,8 +484,7 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
     # BLAS pools take all cores and parallel trials run slower than serial ones. The
     # environment covers pools not loaded yet; threadpoolctl the ones already loaded.
     limits = threadpool_limits(limits=threads) if threads is not None else None
-    if threads is not None and stop_path is not None:
-        _quiet_when_stopped(stop_path)
+    restore = _quiet_when_stopped(stop_path) if threads is not None and stop_path else None
     client = TrackingClient.from_workspace(job.workspace)
     callbacks = []
     if n_trials is not None:
@@ -475,30 +507,44 @@ def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline:
                            timeout=timeout, callbacks=callbacks,
                            catch=(ValueError, ArithmeticError), gc_after_trial=False)
     except KeyboardInterrupt:
-        # the command interrupts a worker's running trial once it asked the search to stop
-        # (that trial could not be used any more): end quietly; a real Ctrl-C goes on up
-        if stop_path is None or not os.path.exists(stop_path):
+        # the command interrupts a worker process's running trial once it asked the search to
+        # stop (that trial could not be used any more): end quietly. In this process (no
+        # threads given) only the user sends SIGINT: that Ctrl-C goes on up.
+        if threads is None or stop_path is None or not os.path.exists(stop_path):
             raise
     finally:
         with _no_interrupt(threads is not None):  # a late stop must not break the clean-up
             client.close()
+            if restore is not None:  # Ray reuses its worker processes
+                restore()
         if limits is not None:
             limits.restore_original_limits()
     return len(study.trials) - before
 
 
-def _quiet_when_stopped(stop_path: str) -> None:
+def _quiet_when_stopped(stop_path: str) -> Callable[[], None]:
     """Make SIGINT in this worker process end its trial without Optuna's failure traceback
-    when the command asked the search to stop (a real Ctrl-C still shows what it stopped)."""
+    when the command asked the search to stop (a real Ctrl-C still shows what it stopped);
+    return what puts the previous handler and Optuna's log level back."""
     import optuna
+
+    verbosity = optuna.logging.get_verbosity()
 
     def interrupt(signum: int, frame: Any) -> None:
         if os.path.exists(stop_path):
             optuna.logging.set_verbosity(optuna.logging.CRITICAL)
         raise KeyboardInterrupt
 
+    previous = None
     with contextlib.suppress(ValueError):  # not the main thread: keep the default
-        signal.signal(signal.SIGINT, interrupt)
+        previous = signal.signal(signal.SIGINT, interrupt)
+
+    def restore() -> None:
+        optuna.logging.set_verbosity(verbosity)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    return restore
 
 
 @contextlib.contextmanager
@@ -527,7 +573,9 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
         params = {k: v for k, v in t.params.items() if k != "model"}
         trials.append({"number": t.number, "state": t.state.name, "value": value,
                        "model": _model_of(t), "params": params,
+                       "built_with": t.user_attrs.get("params"),
                        "found": dict(t.user_attrs.get("found") or {}),
+                       "folds": t.user_attrs.get("folds_done"),
                        "seconds": t.duration.total_seconds() if t.duration else None})
     complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
     if not complete:
@@ -537,15 +585,19 @@ def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> 
 
 
 def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
-    """Return the estimator parameters a trial's refit uses: sampled, then found.
+    """Return the estimator parameters a trial's refit uses: those its folds were built with
+    (sampled, defaults and constants), then what the folds found.
 
     >>> trial_params({"model": "lightgbm", "params": {"lightgbm.num_leaves": 15},
+    ...               "built_with": {"num_leaves": 15, "subsample_freq": 1},
     ...               "found": {"n_estimators": 87}})
-    {'num_leaves': 15, 'n_estimators': 87}
+    {'num_leaves': 15, 'subsample_freq': 1, 'n_estimators': 87}
     """
-    prefix = f"{trial['model']}."
-    params = {k[len(prefix):]: v for k, v in trial["params"].items() if k.startswith(prefix)}
-    return {**params, **trial.get("found", {})}
+    built = trial.get("built_with")
+    if built is None:  # a study from before the parameters were kept: what was sampled
+        prefix = f"{trial['model']}."
+        built = {k[len(prefix):]: v for k, v in trial["params"].items() if k.startswith(prefix)}
+    return {**built, **(trial.get("found") or {})}
 
 
 def workers_for(n_jobs: int, trials: int | None = None) -> int:

@@ -72,9 +72,7 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
         stacked = stacked / stacked.sum(axis=2, keepdims=True)
     flat = stacked.reshape(len(numbers), len(y), -1)
     covered = ~np.isnan(flat).any(axis=(0, 2))  # rows some fold predicted, for every trial
-    rows = np.flatnonzero(covered)
-    if len(rows) > MAX_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_ROWS, replace=False))
+    rows = _sample_rows(np.flatnonzero(covered), np.asarray(y), task=task, seed=seed)
     library = stacked[:, rows]
     truth = np.asarray(y)[rows]
 
@@ -89,6 +87,8 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
         return sign * value if value == value else -np.inf
 
     singles = [metric_of(truth, candidate) for candidate in library]
+    # the search's best trial wins a tie of undefined scores (NaN everywhere), not index 0
+    search_best = numbers.index(_best_number(result)) if _best_number(result) in numbers else 0
     started = time.monotonic()
     allowed = None if time_left is None else max(1.0, SELECT_SHARE * time_left)
     active = list(range(len(numbers)))
@@ -103,14 +103,16 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
     while True:
         deadline = None if allowed is None else started + allowed
         weights = ensemble_selection([library[i] for i in active], truth, score=metric_of,
-                                     greater_is_better=sign > 0, rounds=ROUNDS,
-                                     deadline=deadline)
+                                     greater_is_better=sign > 0,
+                                     rounds=ROUNDS if ensemble else 1, deadline=deadline)
         mixed = [(active[i], float(w)) for i, w in enumerate(weights) if w > 0]
         ensemble_score = metric_of(truth, sum(w * library[i] for i, w in mixed))
-        best = max(active, key=lambda i: (ranked(singles[i]), -i))
-        # the ensemble only when it beats the best single trial out of fold, strictly
-        chosen = mixed if ensemble and ranked(ensemble_score) > ranked(singles[best]) else \
-            [(best, 1.0)]
+        best = max(active, key=lambda i: (ranked(singles[i]), i == search_best, -i))
+        # the ensemble only when it beats the best single trial out of fold by more than
+        # rounding (two trials of equal predictions are no ensemble)
+        margin = 1e-9 * max(abs(singles[best]), 1.0) if singles[best] == singles[best] else 0
+        chosen = mixed if ensemble and ranked(ensemble_score) > ranked(singles[best]) + margin \
+            else [(best, 1.0)]
         cost = sum((refit_seconds or {}).get(numbers[i], 0.0) for i, _ in chosen)
         if time_left is None or refit_seconds is None or len(chosen) == 1 or cost <= time_left:
             break
@@ -132,17 +134,51 @@ def select(result: SearchResult, y: np.ndarray, *, task: str, metric: str, label
 def refit_seconds(result: SearchResult, *, folds: int, fraction: float) -> dict[int, float]:
     """Return each library trial's estimated refit seconds on all rows, from its own time.
 
-    A trial fitted ``folds`` times on ``fraction`` of the rows (and predicted, which the
-    estimate keeps as a margin): one fit on all rows costs its seconds / folds / fraction.
+    A trial fitted on ``folds`` folds (or the folds it did, when the deadline cut it short)
+    of ``fraction`` of the rows each, and predicted, which the estimate keeps as a margin:
+    one fit on all rows costs its seconds / folds / fraction.
 
     >>> from loopml.train.search import SearchResult
-    >>> r = SearchResult(None, {}, None, [{"number": 3, "seconds": 8.0}], library={3: None})
+    >>> r = SearchResult(None, {}, None, [{"number": 3, "seconds": 8.0, "folds": 5},
+    ...                                   {"number": 4, "seconds": 2.0, "folds": 1}],
+    ...                  library={3: None, 4: None})
     >>> refit_seconds(r, folds=5, fraction=0.8)
-    {3: 2.0}
+    {3: 2.0, 4: 2.5}
     """
-    seconds = {t["number"]: t["seconds"] or 0.0 for t in result.trials}
-    return {n: seconds.get(n, 0.0) / max(folds, 1) / max(fraction, 1e-9)
+    trials = {t["number"]: t for t in result.trials}
+    return {n: one_fit(trials.get(n, {}), folds=folds, fraction=fraction)
             for n in result.library}
+
+
+def one_fit(trial: dict[str, Any], *, folds: int, fraction: float) -> float:
+    """Return the estimated seconds of one fit of ``trial`` on all rows (see refit_seconds)."""
+    done = trial.get("folds") or folds
+    return (trial.get("seconds") or 0.0) / max(done, 1) / max(fraction, 1e-9)
+
+
+def _best_number(result: SearchResult) -> int | None:
+    best = [t for t in result.trials if t["model"] == result.best_candidate
+            and t["value"] == result.best_score and t["state"] == "COMPLETE"]
+    return best[0]["number"] if best else None
+
+
+def _sample_rows(rows: np.ndarray, y: np.ndarray, *, task: str, seed: int) -> np.ndarray:
+    """Return at most MAX_ROWS of ``rows``, stratified by class (every class kept)."""
+    import numpy as np
+
+    if len(rows) <= MAX_ROWS:
+        return rows
+    rng = np.random.default_rng(seed)
+    if task == "regression":
+        return np.sort(rng.choice(rows, MAX_ROWS, replace=False))
+    labels = y[rows]
+    kept = []
+    for label in np.unique(labels):
+        members = rows[labels == label]
+        # each class its share, and never fewer than 50 rows (or all it has)
+        take = min(len(members), max(50, round(MAX_ROWS * len(members) / len(rows))))
+        kept.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(kept))
 
 
 def final_model(plan: TrainPlan, job: SearchJob, result: SearchResult,
