@@ -67,7 +67,6 @@ class HistGradientBoosting:
                 estimator._predictors = estimator._predictors[:best]
                 estimator.train_score_ = estimator.train_score_[:best + 1]
                 estimator.validation_score_ = scores[:best + 1]
-                estimator.n_iter_ = best
             else:  # a scikit-learn whose internals moved: fit again, as the refit will
                 estimator.set_params(max_iter=best).fit(X, y)
         estimator.set_params(max_iter=best)
