@@ -198,12 +198,13 @@ def test_a_trial_whose_refit_alone_overruns_the_budget_is_not_the_model():
 
 
 def slow_forest_project(source: Path, *, budget: float, n_jobs: int, folds: int,
-                        trees: tuple[int, int] = (600, 800)) -> ProjectConfig:
+                        trees: tuple[int, int] = (600, 800),
+                        candidates: tuple[str, ...] = ("random_forest",)) -> ProjectConfig:
     return ProjectConfig.model_validate({
         "project": {"name": "slow"},
         "data": {"dataset": "credit", "source": str(source), "target": "default",
                  "pii": {"email": "hash"}},
-        "train": {"candidates": ["random_forest"], "trials": None, "time_budget_s": budget,
+        "train": {"candidates": list(candidates), "trials": None, "time_budget_s": budget,
                   "n_jobs": n_jobs, "seed": 1, "cv_folds": folds,
                   # deep forests of many trees: one fold takes seconds
                   "search_space": {"random_forest": {
@@ -235,10 +236,13 @@ def test_asking_the_search_to_stop_ends_the_running_trials_of_worker_processes(
     from loopml.tracking import TrackingClient
 
     source = tmp_path / "credit.csv"
-    make_credit(25_000, seed=5).to_csv(source, index=False)  # > 20,000 rows: one holdout fold
+    make_credit(25_000, seed=5).to_csv(source, index=False)
     workspace = Workspace.from_env(tmp_path / "ws", env={})
+    # the linear model finishes at once; a forest of 600+ deep trees on 21,000 rows cannot
+    # finish before the stop, so it is running when the stop is asked
     outcome = train_project(slow_forest_project(source, budget=12, n_jobs=2, folds=2,
-                                                trees=(150, 200)), workspace=workspace)
+                                                candidates=("linear", "random_forest")),
+                            workspace=workspace)
     timings = outcome.card["timings"]
     assert timings["stopped_for_reserve"] or timings["converged"]
     states = [t["state"] for t in outcome.search.trials]
