@@ -386,26 +386,30 @@ def _search_with_progress(job: Any, plan: TrainPlan, workers: int, console: Cons
                           stop_when=None if budget is None else budget.should_stop)
 
 
-def _onnx_check(model: TrainedModel, budget: Budget | None) -> dict[str, Any]:
+ONNX_CHECK_BYTES = 50_000_000  # a larger stored model takes too long to convert here
+
+
+def _onnx_check(model: TrainedModel, budget: Budget | None, *, size: int) -> dict[str, Any]:
     """Return whether the ensemble converts to one ONNX graph, and if not which member fails.
 
-    A single model's export is checked when it is registered; an ensemble's members are of
-    several kinds, so the card says at once whether all of them convert (when the budget
-    leaves the seconds to build the graph).
+    An ensemble's members are of several kinds, so the card says at once whether all of them
+    convert — when the budget leaves the seconds and the model (``size``: its stored bytes) is
+    small enough to build the graph quickly; otherwise `loopml models export` answers it.
     """
-    from loopml.errors import ExportFailed
-
     left = None if budget is None else budget.time_left()
+    later = "; `loopml models export` checks it"
     if left is not None and left < 5.0:
-        return {"checked": False, "reason": "no time left in train.time_budget_s; "
-                                            "`loopml models export` checks it"}
+        return {"checked": False, "reason": f"no time left in train.time_budget_s{later}"}
+    if size > ONNX_CHECK_BYTES:
+        return {"checked": False, "reason": f"the model is {size / 1e6:.0f} MB{later}"}
     from loopml.optimize.export import to_onnx
 
     started = time.perf_counter()
     try:
         size = len(to_onnx(model))
-    except ExportFailed as exc:
-        return {"checked": True, "exports": False, "error": str(exc)}
+    except Exception as exc:  # no ONNX form (or a graph over 2 GiB) must not lose the run
+        return {"checked": True, "exports": False,
+                "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     return {"checked": True, "exports": True, "bytes": size,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -451,12 +455,13 @@ def _evaluate_and_record(plan: TrainPlan, model: TrainedModel, result: SearchRes
                    "best_score": result.best_score, "trials": result.trials},
         "config": plan.config.model_dump(mode="json"),
     }
+    stored = dump_model(model, key=signing_key(workspace))
     if model.candidate == "ensemble":
-        card["model"]["onnx"] = _onnx_check(model, budget)
+        card["model"]["onnx"] = _onnx_check(model, budget, size=len(stored))
     if clock is not None:  # the card's own time is in the run's metrics, not in the card
         card["timings"] = {**clock.seconds, **({} if budget is None else budget.record())}
     html = render_card(card)
-    run.log_artifact(dump_model(model, key=signing_key(workspace)), MODEL_ARTIFACT)
+    run.log_artifact(stored, MODEL_ARTIFACT)
     run.log_artifact(card_json(card), "model_card.json")
     run.log_artifact(html.encode(), "model_card.html")
     folder = workspace.home / "reports"
