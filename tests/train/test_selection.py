@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from loopml.config import ProjectConfig
-from loopml.train.runner import Budget, train_project
+from loopml.train.budget import Budget
+from loopml.train.runner import train_project
 from loopml.train.search import SearchResult
 from loopml.train.select import select
 from loopml.workspace import Workspace

@@ -7,8 +7,9 @@ engine runs it. The first trials try each candidate's defaults, which are good w
 tuning, cheapest first; later trials pick their candidate by cost and promise
 (:func:`choose_candidate`) and let TPE sample its parameters. Boosters stop on each fold's
 validation rows, so their number of trees is found, not searched. Every complete trial
-leaves its out-of-fold predictions, the library the final model is selected from
-(:mod:`loopml.train.ensemble`). Ctrl-C stops the workers and keeps every finished trial.
+leaves its out-of-fold predictions (:mod:`loopml.train.library`), from which the final model is
+selected (:mod:`loopml.train.select`). Where trials run is :mod:`loopml.train.workers`. Ctrl-C
+stops the workers and keeps every finished trial.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.evaluate.metrics import get_metric, score
+from loopml.train.library import OOF_FOLDER, load_library, save_oof
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,10 +42,6 @@ POLL_S = 1.0
 # still finishes them; names not listed come last, in the order given.
 COST_ORDER = ("linear", "logistic", "hist_gradient_boosting", "lightgbm", "xgboost",
               "extra_trees", "random_forest", "mlp")
-# How many complete trials' out-of-fold predictions come back for the ensemble selection:
-# the best of each candidate, then the best others.
-LIBRARY_SIZE = 20
-OOF_FOLDER = "oof"  # in the search's folder: one .npy per complete trial
 
 
 @dataclass(frozen=True)
@@ -263,7 +260,7 @@ def _searchable(job: SearchJob, candidate: str) -> bool:
         return True
 
 
-def _objective(job: SearchJob, client: Any, deadline: float | None = None,
+def make_objective(job: SearchJob, client: Any, deadline: float | None = None,
                stop_path: str | None = None, oof_dir: str | None = None
                ) -> Callable[[optuna.Trial], float]:
     import numpy as np
@@ -320,7 +317,7 @@ def _objective(job: SearchJob, client: Any, deadline: float | None = None,
         if pruned or not math.isfinite(value):
             raise optuna.TrialPruned()
         if oof_dir is not None and oof is not None:
-            _save_oof(Path(oof_dir), trial.number, oof, seen)
+            save_oof(Path(oof_dir), trial.number, oof, seen)
         return sign * value
 
     return objective
@@ -352,39 +349,6 @@ def _mean_found(found: list[dict[str, Any]]) -> dict[str, int]:
                                 sum(1 for f in found if k in f)))) for k in sorted(keys)}
 
 
-def _save_oof(folder: Path, number: int, oof: np.ndarray, seen: np.ndarray) -> None:
-    import numpy as np
-
-    covered = seen > 0
-    mean = np.full(oof.shape, np.nan, dtype=np.float32)
-    divisor = seen[covered].reshape(-1, *([1] * (oof.ndim - 1)))
-    mean[covered] = oof[covered] / divisor
-    folder.mkdir(exist_ok=True)
-    partial = folder / f"{number}.npy.partial"
-    with partial.open("wb") as handle:
-        np.save(handle, mean)
-    partial.replace(folder / f"{number}.npy")  # a reader sees a whole file or none
-
-
-def load_library(folder: Path, result: SearchResult, metric: str, *,
-                 size: int = LIBRARY_SIZE) -> dict[int, np.ndarray]:
-    """Return the out-of-fold predictions of the best complete trials (see LIBRARY_SIZE)."""
-    import numpy as np
-
-    sign = get_metric(metric).direction
-    complete = sorted((t for t in result.trials if t["state"] == "COMPLETE"
-                       and t["value"] is not None and (folder / f"{t['number']}.npy").exists()),
-                      key=lambda t: (-sign * t["value"], t["number"]))
-    chosen: list[int] = []
-    models: set[str | None] = set()
-    for trial in complete:  # the best of each candidate first: a diverse library
-        if trial["model"] not in models:
-            models.add(trial["model"])
-            chosen.append(trial["number"])
-    chosen += [t["number"] for t in complete if t["number"] not in chosen]
-    return {n: np.load(folder / f"{n}.npy") for n in sorted(chosen[:size])}
-
-
 def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
     """Create the shared study and queue each candidate's defaults as its first trials."""
     import optuna
@@ -392,7 +356,7 @@ def create_study(storage_path: Path, job: SearchJob) -> optuna.Study:
     from loopml.train.trainers import get_trainer
 
     study = optuna.create_study(
-        study_name=STUDY, storage=_storage(storage_path), direction="maximize",
+        study_name=STUDY, storage=storage(storage_path), direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=job.seed, n_startup_trials=8),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
     )
@@ -440,132 +404,18 @@ def _fits(spec: Any, value: Any) -> bool:
         (not spec.int or float(value).is_integer())
 
 
-def _storage(path: Path) -> Any:
+def storage(path: Path) -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """Environment that caps OpenMP and BLAS pools, read when those libraries load.
-
-    >>> thread_env(1)["OMP_NUM_THREADS"]
-    '1'
-    """
-    return {name: str(threads) for name in THREAD_VARIABLES}
-
-
-def run_worker(job_path: str, storage_path: str, n_trials: int | None, deadline: float | None,
-               worker: int, threads: int | None = None, stop_path: str | None = None) -> int:
-    """Run trials of the shared study until the trial count or the deadline; return how many.
-
-    ``threads`` caps this process's OpenMP/BLAS pools; it is only given in worker
-    processes, where it is set before numpy and scikit-learn load their thread pools.
-    """
-    if threads is not None:
-        os.environ.update(thread_env(threads))
-    import joblib
-    import optuna
-    from threadpoolctl import threadpool_limits
-
-    from loopml.tracking import TrackingClient
-
-    job: SearchJob = joblib.load(job_path)
-    study = optuna.load_study(
-        study_name=STUDY, storage=_storage(Path(storage_path)),
-        sampler=optuna.samplers.TPESampler(seed=job.seed + worker, n_startup_trials=8),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=6, n_warmup_steps=1),
-    )
-    # Each worker gets its share of the cores: without a limit, every worker's OpenMP and
-    # BLAS pools take all cores and parallel trials run slower than serial ones. The
-    # environment covers pools not loaded yet; threadpoolctl the ones already loaded.
-    limits = threadpool_limits(limits=threads) if threads is not None else None
-    restore = _quiet_when_stopped(stop_path) if threads is not None and stop_path else None
-    client = TrackingClient.from_workspace(job.workspace)
-    callbacks = []
-    if n_trials is not None:
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                  optuna.trial.TrialState.FAIL)
-        callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=states))
-    if stop_path is not None:  # the command asked the search to end (its time is reserved)
-        def stop_if_asked(study: optuna.Study, _: Any) -> None:
-            if os.path.exists(stop_path):
-                study.stop()
-
-        callbacks.append(stop_if_asked)
-    timeout = None if deadline is None else max(0.0, deadline - time.time())
-    before = len(study.trials)
-    try:
-        with quiet_optuna():
-            study.optimize(_objective(job, client, deadline, stop_path,
-                                      oof_dir=str(Path(storage_path).parent / OOF_FOLDER)),
-                           n_trials=n_trials,
-                           timeout=timeout, callbacks=callbacks,
-                           catch=(ValueError, ArithmeticError), gc_after_trial=False)
-    except KeyboardInterrupt:
-        # the command interrupts a worker process's running trial once it asked the search to
-        # stop (that trial could not be used any more): end quietly. In this process (no
-        # threads given) only the user sends SIGINT: that Ctrl-C goes on up.
-        if threads is None or stop_path is None or not os.path.exists(stop_path):
-            raise
-    finally:
-        with _no_interrupt(threads is not None):  # a late stop must not break the clean-up
-            client.close()
-            if restore is not None:  # Ray reuses its worker processes
-                restore()
-        if limits is not None:
-            limits.restore_original_limits()
-    return len(study.trials) - before
-
-
-def _quiet_when_stopped(stop_path: str) -> Callable[[], None]:
-    """Make SIGINT in this worker process end its trial without Optuna's failure traceback
-    when the command asked the search to stop (a real Ctrl-C still shows what it stopped);
-    return what puts the previous handler and Optuna's log level back."""
-    import optuna
-
-    verbosity = optuna.logging.get_verbosity()
-
-    def interrupt(signum: int, frame: Any) -> None:
-        if os.path.exists(stop_path):
-            optuna.logging.set_verbosity(optuna.logging.CRITICAL)
-        raise KeyboardInterrupt
-
-    previous = None
-    with contextlib.suppress(ValueError):  # not the main thread: keep the default
-        previous = signal.signal(signal.SIGINT, interrupt)
-
-    def restore() -> None:
-        optuna.logging.set_verbosity(verbosity)
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-    return restore
-
-
-@contextlib.contextmanager
-def _no_interrupt(active: bool) -> Iterator[None]:
-    """Ignore SIGINT inside the block (in a worker process's main thread), then restore it."""
-    previous = None
-    if active:
-        with contextlib.suppress(ValueError):  # not the main thread: nothing to do
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 def summarize(storage_path: Path, metric: str, *, interrupted: bool = False) -> SearchResult:
     """Read the shared study back: every trial, and the best complete one."""
     import optuna
 
-    study = optuna.load_study(study_name=STUDY, storage=_storage(storage_path))
+    study = optuna.load_study(study_name=STUDY, storage=storage(storage_path))
     sign = get_metric(metric).direction
     trials = []
     for t in study.get_trials(deepcopy=False):
@@ -600,23 +450,6 @@ def trial_params(trial: dict[str, Any]) -> dict[str, Any]:
     return {**built, **(trial.get("found") or {})}
 
 
-def workers_for(n_jobs: int, trials: int | None = None) -> int:
-    """Return how many trial workers to start: ``train.n_jobs`` (-1: one per core), never
-    more than there are trials.
-
-    >>> workers_for(5, trials=1), workers_for(2), workers_for(8, trials=3)
-    (1, 2, 3)
-    """
-    cores = os.cpu_count() or 1
-    workers = cores if n_jobs == -1 else max(1, min(n_jobs, 64))
-    return workers if trials is None else max(1, min(workers, trials))
-
-
-def threads_for(workers: int) -> int:
-    """Return the threads each worker's models may use, so workers × threads = cores."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | None,
                n_jobs: int, backend: str, on_progress: Callable[[SearchResult], None] | None
                = None, stop_when: Callable[[SearchResult], bool] | None = None
@@ -628,6 +461,8 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
     comes after the search, measured from the trials' own times).
     """
     import joblib
+
+    from loopml.train.workers import run_in_process, run_on_processes, run_on_ray, workers_for
 
     deadline = None if time_budget_s is None else time.time() + time_budget_s
     workers = workers_for(n_jobs, trials)
@@ -649,13 +484,13 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
 
         try:
             if backend == "ray":
-                _run_on_ray(job_path, storage_path, trials, deadline, workers, progress,
+                run_on_ray(job_path, storage_path, trials, deadline, workers, progress,
                             job.metric, stop_path)
             elif workers == 1:
-                _run_in_process(job_path, storage_path, trials, deadline, progress,
+                run_in_process(job_path, storage_path, trials, deadline, progress,
                                 job.metric, stop_path)
             else:
-                _run_on_processes(job_path, storage_path, trials, deadline, workers,
+                run_on_processes(job_path, storage_path, trials, deadline, workers,
                                   progress, job.metric, stop_path)
         except KeyboardInterrupt:
             interrupted = True
@@ -664,122 +499,3 @@ def run_search(job: SearchJob, *, trials: int | None, time_budget_s: float | Non
             result.library = load_library(Path(tmp, OOF_FOLDER), result, job.metric)
     return result
 
-
-def _run_in_process(job_path: Path, storage_path: Path, trials: int | None,
-                    deadline: float | None, on_progress: Any, metric: str,
-                    stop_path: Path | None = None) -> None:
-    import threading
-
-    done = threading.Event()
-    worker = threading.Thread(target=_poll, args=(storage_path, metric, on_progress, done),
-                              daemon=True)
-    worker.start()
-    try:
-        run_worker(str(job_path), str(storage_path), trials, deadline, 0,
-                   stop_path=None if stop_path is None else str(stop_path))
-    finally:
-        done.set()
-        worker.join()
-
-
-def _poll(storage_path: Path, metric: str, on_progress: Any, done: Any) -> None:
-    while not done.wait(POLL_S):
-        if on_progress is not None:
-            # A progress display must never stop a search.
-            with contextlib.suppress(Exception):
-                on_progress(summarize(storage_path, metric))
-
-
-def _run_on_processes(job_path: Path, storage_path: Path, trials: int | None,
-                      deadline: float | None, workers: int, on_progress: Any,
-                      metric: str, stop_path: Path | None = None) -> None:
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    threads = threads_for(workers)
-    processes = [context.Process(target=run_worker, name=f"loopml-trial-worker-{i}",
-                                 args=(str(job_path), str(storage_path), trials, deadline, i,
-                                       threads, None if stop_path is None else str(stop_path)),
-                                 daemon=True)
-                 for i in range(workers)]
-    for process in processes:
-        process.start()
-    interrupted = False
-    try:
-        while any(p.is_alive() for p in processes):
-            if on_progress is not None:
-                on_progress(summarize(storage_path, metric))
-            if not interrupted and stop_path is not None and stop_path.exists():
-                # the command keeps its budget: running trials end now, not at their next
-                # fold (one fold of a large dataset's holdout is the whole trial)
-                _interrupt(processes)
-                interrupted = True
-            for process in processes:
-                process.join(timeout=POLL_S / workers)
-        failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
-        if failed and summarize(storage_path, metric).best_candidate is None:
-            from loopml.errors import LoopmlError
-
-            raise LoopmlError(f"search workers failed (exit codes {failed}) before finishing "
-                              "a trial; run with train.n_jobs: 1 to see the error")
-    except KeyboardInterrupt:
-        # Let the workers stop as after Ctrl-C themselves (their trial runs end KILLED, their
-        # metrics flushed); only those that do not stop in time are terminated.
-        _interrupt(processes)
-        for process in processes:
-            process.join(timeout=10)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-        raise
-
-
-def _interrupt(processes: list[Any]) -> None:
-    """Send SIGINT to the live workers: their running trial ends as after Ctrl-C."""
-    for process in processes:
-        if process.is_alive() and process.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGINT)
-
-
-def _run_on_ray(job_path: Path, storage_path: Path, trials: int | None, deadline: float | None,
-                workers: int, on_progress: Any, metric: str,
-                stop_path: Path | None = None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get(
-            "RAY_ADDRESS") else workers, include_dashboard=False, log_to_driver=False,
-            ignore_reinit_error=True)
-    threads = threads_for(workers)
-    remote = ray.remote(num_cpus=1, runtime_env={"env_vars": thread_env(threads)})(run_worker)
-    # the stop flag is a local file: seen by workers on this machine (a local Ray), not
-    # by a remote cluster's, whose trials end at the deadline instead
-    pending = [remote.remote(str(job_path), str(storage_path), trials, deadline, i, threads,
-                             None if stop_path is None else str(stop_path))
-               for i in range(workers)]
-    cancelled = False
-    try:
-        while pending:
-            done, pending = ray.wait(pending, timeout=POLL_S)
-            for ref in done:
-                try:
-                    ray.get(ref)
-                except ray.exceptions.TaskCancelledError:
-                    continue  # asked to stop below
-                except ray.exceptions.RayError as exc:
-                    from loopml.errors import LoopmlError
-
-                    raise LoopmlError(f"a Ray search worker failed: "
-                                      f"{str(exc).strip().splitlines()[-1]}") from exc
-            if on_progress is not None:
-                on_progress(summarize(storage_path, metric))
-            if not cancelled and stop_path is not None and stop_path.exists():
-                for ref in pending:  # a KeyboardInterrupt in the task: its trial ends now
-                    ray.cancel(ref)
-                cancelled = True
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
