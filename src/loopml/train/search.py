@@ -106,8 +106,11 @@ def fit_fold(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.DataF
              ) -> tuple[Any, dict[str, Any]]:
     """Return one fold's fitted pipeline and what its fit found (a booster's tree count).
 
-    A trainer with ``fit_early_stopping`` stops on the fold's validation rows; the others
-    are fitted as :func:`fit_pipeline` fits them, and find nothing.
+    A trainer with ``fit_early_stopping`` stops on a share of the fold's training rows held
+    out for it (:func:`stopping_rows`), not on the fold's validation rows: those rows' out-of-
+    fold predictions rank the trials and weigh the ensemble, and a booster stopped on them
+    would look better there than it is (on a few hundred rows, by far). The others are fitted
+    as :func:`fit_pipeline` fits them, and find nothing.
     """
     import numpy as np
     from sklearn.pipeline import Pipeline
@@ -125,8 +128,45 @@ def fit_fold(job: SearchJob, candidate: str, params: dict[str, Any], X: pd.DataF
     train_matrix = np.asarray(features.fit_transform(X, y), dtype=float)
     valid_matrix = np.asarray(features.transform(X_valid), dtype=float)
     estimator = trainer.build(params, task=job.task, seed=job.seed, n_jobs=n_jobs)
-    found = stop(estimator, train_matrix, y, valid_matrix, y_valid)
+    held = stopping_rows(y, task=job.task, seed=job.seed)
+    if held is None:  # too few rows to hold some out: stop on the fold's validation rows
+        found = stop(estimator, train_matrix, y, valid_matrix, y_valid)
+    else:
+        fit, stopping = held
+        found = stop(estimator, train_matrix[fit], y[fit], train_matrix[stopping], y[stopping])
     return Pipeline([("features", features), ("model", estimator)]), dict(found or {})
+
+
+STOP_SHARE = 0.15  # of a fold's training rows, held out to stop a booster on
+MIN_STOP_ROWS = 20
+
+
+def stopping_rows(y: np.ndarray, *, task: str, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (rows to fit, rows to stop on) of a fold's training rows, or None if too few.
+
+    Stratified by class where every class has two rows; seeded, so a trial repeats.
+
+    >>> import numpy as np
+    >>> fit, stop = stopping_rows(np.array([0, 1] * 100), task="binary", seed=0)
+    >>> len(fit), len(stop), int(np.array([0, 1] * 100)[stop].sum())
+    (170, 30, 15)
+    >>> stopping_rows(np.zeros(30), task="regression", seed=0) is None
+    True
+    """
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    held = max(MIN_STOP_ROWS, int(round(STOP_SHARE * len(y))))
+    if len(y) - held < MIN_STOP_ROWS:
+        return None
+    rows = np.arange(len(y))
+    stratify = None
+    if task != "regression" and np.bincount(np.asarray(y, dtype=int)).clip(max=2)[
+            np.unique(np.asarray(y, dtype=int))].min() >= 2:
+        stratify = y
+    fit, stop = train_test_split(rows, test_size=held, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(stop)
 
 
 def predictions(job: SearchJob, pipeline: Any, X: pd.DataFrame) -> np.ndarray:
