@@ -69,7 +69,7 @@ $(BENCH_STAMP): $(BENCH_VENV)/bin/python pyproject.toml
 
 # `make bench` runs every benchmark: tracking, data ingest (a ~1 GB CSV, a few minutes), then
 # train vs FLAML (60 s a side on five datasets, plus the 1-vs-2-worker speed-up: ~15 minutes).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) bench/out/venv-autogluon/.installed  # AUTOGLUON_VENV, defined below
 	$(BENCH_VENV)/bin/python bench/tracking.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python bench/ingest.py $(INGEST_ARGS)
 	$(BENCH_VENV)/bin/python bench/train.py $(TRAIN_ARGS)
