@@ -29,7 +29,7 @@ def linear_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 def linear_project(source: Path, **train: object) -> ProjectConfig:
-    settings = {"candidates": ["linear", "random_forest", "lightgbm"], "trials": 12,
+    settings = {"candidates": ["linear", "lightgbm"], "trials": 8,
                 "n_jobs": 1, "seed": 2, "metric": "rmse"}
     settings.update(train)
     return ProjectConfig.model_validate({
@@ -45,16 +45,17 @@ def test_the_final_model_is_no_worse_than_its_best_member_and_is_their_weighted_
     from sklearn.metrics import mean_squared_error
 
     source = tmp_path / "lin.csv"
-    linear_rows(400, seed=1).to_csv(source, index=False)
-    outcome = train_project(linear_project(source),
+    linear_rows(400, seed=2).to_csv(source, index=False)
+    outcome = train_project(linear_project(source, cv_folds=3),
                             workspace=Workspace.from_env(tmp_path / "ws", env={}))
     model, card = outcome.model, outcome.card
     selection = card["model"]["selection"]
-    assert selection["library"] >= 3 and selection["rows"] > 0
+    assert selection["library"] >= 2 and selection["rows"] > 0
 
     held_out = linear_rows(2000, seed=99)  # fresh rows from the same distribution
     truth = held_out["y"].to_numpy()
     final_rmse = mean_squared_error(truth, model.predict(held_out)) ** 0.5
+    assert card["model"]["candidate"] == "ensemble"  # deterministic: n_jobs 1, a trial count
     if card["model"]["candidate"] == "ensemble":
         ensemble = model.pipeline
         members = [m.predict(held_out[model.input_columns]) for m in ensemble.members]
@@ -68,7 +69,7 @@ def test_the_final_model_is_no_worse_than_its_best_member_and_is_their_weighted_
     else:
         best_member = final_rmse
     # the same search with its best single trial as the model (what the argmax picked before)
-    alone = train_project(linear_project(source, ensemble=False),
+    alone = train_project(linear_project(source, cv_folds=3, ensemble=False),
                           workspace=Workspace.from_env(tmp_path / "alone", env={}))
     single_rmse = mean_squared_error(truth, alone.model.predict(held_out)) ** 0.5
     # no worse than the best member or the best single trial, less noise (2 % of the RMSE
