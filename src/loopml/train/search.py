@@ -185,10 +185,6 @@ def score_predictions(job: SearchJob, y: np.ndarray, predicted: np.ndarray) -> f
     return score(job.metric, y, predicted.argmax(axis=1), predicted, labels=job.labels)
 
 
-def score_pipeline(job: SearchJob, pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> float:
-    return score_predictions(job, y, predictions(job, pipeline, X))
-
-
 def full_proba(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
     """Return probabilities with a column for every class, even one a fold never saw."""
     import numpy as np

@@ -192,12 +192,12 @@ def final_model(plan: TrainPlan, job: SearchJob, result: SearchResult,
     from loopml.train.model import TrainedModel
     from loopml.train.search import fit_pipeline, trial_params
 
+    if selection is None:
+        return _best_alone(plan, job, result)
     cores = os.cpu_count() or 1
     trials = {t["number"]: t for t in result.trials}
     common = {"task": plan.task, "target": plan.target, "input_columns": plan.features.columns,
               "classes": plan.classes}
-    if selection is None:
-        return _best_alone(plan, job, result)
     threshold = 0.5
     if plan.task == "binary":
         threshold, _ = choose_threshold(selection.y, selection.blended[:, 1], plan.metric)
